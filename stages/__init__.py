@@ -1,0 +1,1 @@
+"""Thin DVC stage adapters: read params, call the unetseg library, write outputs."""

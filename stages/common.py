@@ -1,0 +1,60 @@
+"""What every stage adapter shares: one-line errors, atomic outputs, small JSON files."""
+
+import json
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from unetseg.errors import UserError
+
+
+def run_stage(main, argv=None) -> None:
+    """Run a stage's main; a UserError becomes one line on stderr and exit status 2."""
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+@contextmanager
+def atomic_dir(path):
+    """Yield a temporary sibling directory that replaces `path` only if the block succeeds."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+@contextmanager
+def atomic_file(path):
+    """Yield a temporary sibling file path that replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+
+def write_json(path, obj) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; run the stage that writes it first (dvc repro)") from None

@@ -1,0 +1,1 @@
+"""unetseg: the pure library behind the DVC stages in stages/ (arrays in, arrays out)."""

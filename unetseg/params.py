@@ -1,0 +1,210 @@
+"""The schema of params.yaml: every knob, its type and range. Unknown keys are refused."""
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from unetseg.errors import UserError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Probability(Section):
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class Base(Section):
+    seed: int = Field(42, ge=0)
+
+
+class Data(Section):
+    images: str = "data/synthetic/images"
+    masks: str = "data/synthetic/masks"
+    num_classes: int = Field(1, ge=1, le=255)
+    channels: Literal[1, 3] = 1
+
+
+class Synthesize(Section):
+    num_images: int = Field(48, ge=3)
+    min_size: int = Field(200, ge=32)
+    max_size: int = Field(320, ge=32)
+    nuclei_per_image: tuple[int, int] = (12, 40)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.min_size > self.max_size:
+            raise ValueError("min_size must be <= max_size")
+        if not 1 <= self.nuclei_per_image[0] <= self.nuclei_per_image[1]:
+            raise ValueError("nuclei_per_image must be [low, high] with 1 <= low <= high")
+        return self
+
+
+class Split(Section):
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+
+class Prepare(Section):
+    normalize: Literal["percentile", "dataset"] = "percentile"
+    percentiles: tuple[float, float] = (1.0, 99.8)
+    val_fraction: float = Field(0.15, ge=0, lt=1)
+    test_fraction: float = Field(0.15, ge=0, lt=1)
+    split: Optional[Split] = None
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        low, high = self.percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError("percentiles must be [low, high] with 0 <= low < high <= 100")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must be < 1 to leave training images")
+        return self
+
+
+class Extract(Section):
+    patch_size: int = Field(128, ge=16)
+    stride: int = Field(64, ge=1)
+    fg_fraction: float = Field(0.33, ge=0, lt=1)
+    shard_size: int = Field(1024, ge=1)
+
+
+class Affine(Probability):
+    max_rotation: float = Field(15.0, ge=0, le=180)
+    max_scale: float = Field(0.1, ge=0, lt=1)
+
+
+class Elastic(Probability):
+    grid: int = Field(3, ge=2)
+    sigma: float = Field(10.0, ge=0)
+
+
+class Intensity(Probability):
+    brightness: float = Field(0.1, ge=0, le=1)
+    contrast: float = Field(0.2, ge=0, lt=1)
+    gamma: float = Field(0.2, ge=0, lt=1)
+
+
+class Noise(Probability):
+    sigma: float = Field(0.03, ge=0, le=1)
+
+
+class Blur(Probability):
+    sigma: tuple[float, float] = (0.5, 1.5)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if not 0 <= self.sigma[0] <= self.sigma[1]:
+            raise ValueError("sigma must be [low, high] with 0 <= low <= high")
+        return self
+
+
+class Augment(Section):
+    copies: int = Field(2, ge=0)
+    flip: Probability = Probability(p=0.5)
+    rot90: Probability = Probability(p=0.5)
+    affine: Affine = Affine(p=0.3)
+    elastic: Elastic = Elastic(p=0.5)
+    intensity: Intensity = Intensity(p=0.5)
+    noise: Noise = Noise(p=0.3)
+    blur: Blur = Blur(p=0.2)
+
+
+class Model(Section):
+    depth: int = Field(4, ge=1, le=6)
+    base_filters: int = Field(32, ge=1)
+    batchnorm: bool = False
+    dropout: float = Field(0.0, ge=0, lt=1)
+    upsampling: Literal["transpose", "bilinear"] = "transpose"
+
+
+class Train(Section):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    loss: Literal["dice", "bce", "bce_dice"] = "dice"
+    bce_weight: float = Field(1.0, ge=0)
+    dice_weight: float = Field(1.0, ge=0)
+    dice_smooth: float = Field(1.0, ge=0)
+    random_flips: bool = True
+    early_stopping_patience: int = Field(8, ge=1)
+    reduce_lr_patience: int = Field(4, ge=1)
+    reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: bool = False
+
+
+class Predict(Section):
+    tile_size: int = Field(256, ge=16)
+    overlap: float = Field(0.5, ge=0, lt=1)
+    blend: Literal["gaussian", "constant"] = "gaussian"
+    batch_size: int = Field(8, ge=1)
+    tta: bool = False
+    threshold: float = Field(0.5, gt=0, lt=1)
+    prob_dtype: Literal["uint8", "float16"] = "uint8"
+    min_object_size: int = Field(0, ge=0)
+
+
+class Evaluate(Section):
+    thresholds: list[float] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    overlays: int = Field(2, ge=0)
+
+
+class Params(Section):
+    base: Base = Base()
+    data: Data = Data()
+    synthesize: Synthesize = Synthesize()
+    prepare: Prepare = Prepare()
+    extract: Extract = Extract()
+    augment: Augment = Augment()
+    model: Model = Model()
+    train: Train = Train()
+    predict: Predict = Predict()
+    evaluate: Evaluate = Evaluate()
+
+    @model_validator(mode="after")
+    def _sizes_fit_the_network(self):
+        step = 2**self.model.depth
+        for key, size in (("extract.patch_size", self.extract.patch_size),
+                          ("predict.tile_size", self.predict.tile_size)):
+            if size % step:
+                raise ValueError(
+                    f"{key}={size} must be divisible by 2**model.depth = {step} "
+                    f"(the U-Net halves it {self.model.depth} times): try {max(step, size // step * step)}"
+                )
+        return self
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; any problem becomes one UserError line naming the key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        raise UserError(f"{source}: {_describe(exc.errors()[0])}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; run from the project root or pass the params file") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of sections (base, data, prepare, ...)")
+    return parse_params(raw, str(path))
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{key}' (a typo? the keys are listed in params.yaml and README.md)"
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+    return f"{key}: {message}{shown}" if key else message

@@ -1,0 +1,86 @@
+"""Patch storage between stages: a few large uncompressed .npy shards plus a JSON manifest.
+
+A directory holds `images-00000.npy` (N, P, P, C) float32, `masks-00000.npy` (N, P, P) uint8 and
+`manifest.json`. Shards are memory-mappable, so readers never need the whole set in memory.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+
+
+class ShardWriter:
+    """Buffers patches and writes them out shard by shard; memory is bounded by `shard_size`."""
+
+    def __init__(self, directory, patch_size: int, channels: int, shard_size: int):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.patch_size, self.channels, self.shard_size = patch_size, channels, shard_size
+        self.shards: list[dict] = []
+        self.count = 0
+        self.foreground = 0
+        self._reset_buffer()
+
+    def _reset_buffer(self):
+        size = self.patch_size
+        self._images = np.empty((self.shard_size, size, size, self.channels), np.float32)
+        self._masks = np.empty((self.shard_size, size, size), np.uint8)
+        self._filled = 0
+
+    def add(self, images: np.ndarray, masks: np.ndarray) -> None:
+        """Append a batch: images (n, P, P, C) float, masks (n, P, P) integer class ids."""
+        images = images.reshape(len(images), self.patch_size, self.patch_size, self.channels)
+        start = 0
+        while start < len(images):
+            n = min(self.shard_size - self._filled, len(images) - start)
+            self._images[self._filled:self._filled + n] = images[start:start + n]
+            self._masks[self._filled:self._filled + n] = masks[start:start + n]
+            self._filled += n
+            start += n
+            if self._filled == self.shard_size:
+                self._flush()
+
+    def _flush(self):
+        if not self._filled:
+            return
+        index = len(self.shards)
+        names = {"images": f"images-{index:05d}.npy", "masks": f"masks-{index:05d}.npy"}
+        np.save(self.directory / names["images"], self._images[: self._filled])
+        np.save(self.directory / names["masks"], self._masks[: self._filled])
+        self.shards.append({**names, "count": self._filled})
+        self.count += self._filled
+        self.foreground += int(np.count_nonzero(self._masks[: self._filled]))
+        self._filled = 0
+
+    def close(self, **extra) -> dict:
+        """Flush the last shard and write the manifest (plus any `extra` fields); return it."""
+        self._flush()
+        pixels = self.count * self.patch_size**2
+        manifest = {
+            "count": self.count,
+            "patch_size": self.patch_size,
+            "channels": self.channels,
+            "image_dtype": "float32",
+            "mask_dtype": "uint8",
+            "foreground_fraction": self.foreground / pixels if pixels else 0.0,
+            "shards": self.shards,
+            **extra,
+        }
+        (self.directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return manifest
+
+
+def read_manifest(directory) -> dict:
+    return json.loads((Path(directory) / MANIFEST).read_text())
+
+
+def iter_shards(directory, mmap: bool = True):
+    """Yield (images, masks) per shard, memory-mapped by default."""
+    directory = Path(directory)
+    mode = "r" if mmap else None
+    for shard in read_manifest(directory)["shards"]:
+        yield (np.load(directory / shard["images"], mmap_mode=mode),
+               np.load(directory / shard["masks"], mmap_mode=mode))
