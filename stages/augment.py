@@ -1,0 +1,36 @@
+"""Stage augment: each train patch plus `augment.copies` augmented versions (val is not augmented)."""
+
+import argparse
+
+import numpy as np
+from tqdm import tqdm
+
+from stages.common import atomic_dir, run_stage
+from unetseg.augment import augment_patch
+from unetseg.params import load_params
+from unetseg.shards import ShardWriter, iter_shards, read_manifest
+
+SOURCE = "data/patches/train"
+OUT = "data/augmented"
+
+
+def main(argv) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    params = load_params(parser.parse_args(argv).params)
+    cfg = params.augment
+    source = read_manifest(SOURCE)
+    with atomic_dir(OUT) as out:
+        writer = ShardWriter(out, source["patch_size"], source["channels"], source["shard_size"])
+        progress = tqdm(total=source["count"], desc="augment")
+        for shard_index, (images, masks) in enumerate(iter_shards(SOURCE)):
+            rng = np.random.default_rng([params.base.seed, shard_index])
+            for image, mask in zip(images, masks):
+                versions = [(image, mask)] + [augment_patch(image, mask, rng, cfg) for _ in range(cfg.copies)]
+                writer.add(np.stack([v[0] for v in versions]), np.stack([v[1] for v in versions]))
+                progress.update()
+        writer.close(copies=cfg.copies, source_count=source["count"])
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,105 @@
+"""Stage predict: overlap-tile prediction of whole test images; also a command for new images:
+
+    python -m stages.predict --model models/unet.keras --input FILE_OR_DIR --output DIR
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from stages.common import atomic_dir, read_json, run_stage  # noqa: E402
+from unetseg.errors import UserError  # noqa: E402
+from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
+from unetseg.normalize import normalize  # noqa: E402
+from unetseg.params import Params, load_params  # noqa: E402
+from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
+from unetseg.tiling import predict_image  # noqa: E402
+
+MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
+
+
+def main(argv) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="tile/threshold settings (defaults if absent)")
+    parser.add_argument("--model", help="a .keras model; its preprocessing.json must sit beside it")
+    parser.add_argument("--input", help="an image file or a folder of images (.png, .tif, .tiff)")
+    parser.add_argument("--output", help="folder for <stem>.png masks and <stem>_prob maps")
+    args = parser.parse_args(argv)
+    if args.input or args.output or args.model:
+        if not (args.input and args.output):
+            raise UserError("predict: give both --input FILE_OR_DIR and --output DIR (and --model)")
+        predict_files(args)
+    else:
+        predict_test_split(load_params(args.params))
+
+
+def predict_test_split(params: Params) -> None:
+    model = load_model(MODEL)
+    stems = read_json(PREPARED / "manifest.json")["splits"]["test"]
+    with atomic_dir(OUT) as out:
+        for stem in tqdm(stems, desc="predict"):
+            image = np.load(PREPARED / "test" / "images" / f"{stem}.npy")
+            write_prediction(out, stem, predict_probabilities(model, image, params), params)
+
+
+def predict_files(args) -> None:
+    params = load_params(args.params) if Path(args.params).exists() else Params()
+    model_path = Path(args.model or MODEL)
+    model = load_model(model_path)
+    preprocessing = read_json(model_path.parent / "preprocessing.json")
+    files = input_files(Path(args.input))
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    for path in tqdm(files, desc="predict"):
+        image = normalize(read_image(path, preprocessing["channels"]), preprocessing["normalization"])
+        with atomic_dir(output / f".{path.stem}") as staging:
+            write_prediction(staging, path.stem, predict_probabilities(model, image, params), params)
+            for written in staging.iterdir():
+                written.replace(output / written.name)
+
+
+def input_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            return files
+        raise UserError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) found; give a folder of images")
+    raise UserError(f"{path}: no such file or folder; give --input an image or a folder of images")
+
+
+def load_model(path) -> keras.Model:
+    if not Path(path).is_file():
+        raise UserError(f"{path}: model not found; train one first (dvc repro train) or pass --model")
+    return keras.saving.load_model(path, compile=False)
+
+
+def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params) -> np.ndarray:
+    cfg = params.predict
+    return predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend,
+                         cfg.batch_size, cfg.tta)
+
+
+def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params) -> None:
+    """<stem>.png: labels (binary 0/255, else class ids); <stem>_prob: the probability map(s)."""
+    cfg = params.predict
+    labels = remove_small_objects(to_labels(probabilities, cfg.threshold), cfg.min_object_size)
+    binary = probabilities.shape[-1] == 1
+    write_png(folder / f"{stem}.png", labels * 255 if binary else labels)
+    if cfg.prob_dtype == "uint8" and binary:
+        write_png(folder / f"{stem}_prob.png", np.round(probabilities[..., 0] * 255).astype(np.uint8))
+    elif cfg.prob_dtype == "uint8":
+        np.save(folder / f"{stem}_prob.npy", np.round(probabilities * 255).astype(np.uint8))
+    else:
+        np.save(folder / f"{stem}_prob.npy", (probabilities[..., 0] if binary else probabilities).astype(np.float16))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,71 @@
+"""Stage prepare: check the dataset, normalise intensities, split by image, write arrays + manifest."""
+
+import argparse
+
+import numpy as np
+from tqdm import tqdm
+
+from stages.common import atomic_dir, run_stage, write_json
+from unetseg.dataset import SPLITS, check_explicit_split, check_pair, find_pairs, mask_to_classes, split_stems
+from unetseg.imageio import read_image, read_mask
+from unetseg.normalize import dataset_statistics, normalize
+from unetseg.params import load_params
+
+OUT = "data/prepared"
+
+
+def main(argv) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    params = load_params(parser.parse_args(argv).params)
+    data, cfg = params.data, params.prepare
+
+    pairs = find_pairs(data.images, data.masks)
+    summaries = {stem: check_pair(image, mask, data.num_classes)
+                 for stem, image, mask in tqdm(pairs, desc="check")}
+    stems = [stem for stem, _, _ in pairs]
+    splits = (check_explicit_split(cfg.split.model_dump(), stems) if cfg.split
+              else split_stems(stems, cfg.val_fraction, cfg.test_fraction, params.base.seed))
+    split_of = {stem: name for name, members in splits.items() for stem in members}
+    sources = {stem: (image, mask) for stem, image, mask in pairs}
+    spec = normalization_spec(cfg, [sources[s][0] for s in splits["train"]], data.channels)
+
+    with atomic_dir(OUT) as out:
+        for stem, (image_path, mask_path) in tqdm(sources.items(), desc="prepare"):
+            folder = out / split_of[stem]
+            (folder / "images").mkdir(parents=True, exist_ok=True)
+            (folder / "masks").mkdir(parents=True, exist_ok=True)
+            image = normalize(read_image(image_path, data.channels), spec)
+            np.save(folder / "images" / f"{stem}.npy", image)
+            np.save(folder / "masks" / f"{stem}.npy", mask_to_classes(read_mask(mask_path), data.num_classes, mask_path))
+        write_json(out / "manifest.json", manifest(data, spec, splits, sources, summaries))
+
+
+def normalization_spec(cfg, train_images, channels: int) -> dict:
+    spec = {"mode": cfg.normalize, "percentiles": list(cfg.percentiles), "mean": None, "std": None}
+    if cfg.normalize == "dataset":
+        spec["mean"], spec["std"] = dataset_statistics(read_image(p, channels) for p in train_images)
+    return spec
+
+
+def manifest(data, spec, splits, sources, summaries) -> dict:
+    def fraction(members):
+        pixels = sum(np.prod(summaries[s]["shape"]) for s in members)
+        fg = sum(np.prod(summaries[s]["shape"]) * summaries[s]["foreground_fraction"] for s in members)
+        return float(fg / pixels) if pixels else 0.0
+
+    split_of = {stem: name for name, members in splits.items() for stem in members}
+    return {
+        "channels": data.channels,
+        "num_classes": data.num_classes,
+        "normalization": spec,
+        "splits": splits,
+        "counts": {name: len(splits[name]) for name in SPLITS},
+        "foreground_fraction": {name: fraction(splits[name]) for name in SPLITS},
+        "images": {stem: {"split": split_of[stem], "image": str(image), "mask": str(mask), **summaries[stem]}
+                   for stem, (image, mask) in sources.items()},
+    }
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,105 @@
+"""Stage train: fit the U-Net on the augmented train shards, keep the best model by validation Dice."""
+
+import argparse
+import os
+import time
+from contextlib import ExitStack
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from dvclive import Live  # noqa: E402
+
+from stages.common import atomic_dir, read_json, run_stage, write_json  # noqa: E402
+from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
+from unetseg.params import load_params  # noqa: E402
+from unetseg.training import KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, save_model  # noqa: E402
+from unetseg.unet import build_unet  # noqa: E402
+
+TRAIN, VAL, PREPARED = "data/augmented", "data/patches/val", "data/prepared/manifest.json"
+MODELS, LIVE, SUMMARY = "models", "reports/live", "reports/train.json"
+
+
+def choose_strategy(num_gpus: int, tf_config: str | None) -> str:
+    """TensorFlow's own distribution engine: several workers, several GPUs, or one device."""
+    if tf_config:
+        return "multi_worker_mirrored"
+    return "mirrored" if num_gpus > 1 else "default"
+
+
+def make_strategy(name: str):
+    return {"multi_worker_mirrored": tf.distribute.MultiWorkerMirroredStrategy,
+            "mirrored": tf.distribute.MirroredStrategy,
+            "default": tf.distribute.get_strategy}[name]()
+
+
+def as_dataset(batches: ShardBatches) -> tf.data.Dataset:
+    size, channels = batches.patch_size, batches.channels
+    signature = (tf.TensorSpec((None, size, size, channels), tf.float32),
+                 tf.TensorSpec((None, size, size, 1), tf.float32))
+    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature).prefetch(2)
+
+
+def compiled_unet(params, channels: int) -> keras.Model:
+    keras.mixed_precision.set_global_policy(params.train.precision)
+    m, t, classes = params.model, params.train, params.data.num_classes
+    model = build_unet(channels, classes, m.depth, m.base_filters, m.batchnorm, m.dropout, m.upsampling)
+    loss = SegmentationLoss(t.loss, classes, t.bce_weight, t.dice_weight, t.dice_smooth)
+    metrics = [OverlapMetric("dice", classes), OverlapMetric("iou", classes)]
+    model.compile(keras.optimizers.Adam(t.learning_rate), loss, metrics=metrics, jit_compile=t.jit_compile)
+    return model
+
+
+def main(argv) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    params = load_params(parser.parse_args(argv).params)
+    t = params.train
+    keras.utils.set_random_seed(params.base.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy_name = choose_strategy(len(gpus), os.environ.get("TF_CONFIG"))
+    devices = [d.name for d in gpus] or ["CPU"]
+    print(f"train: devices {', '.join(devices)}; strategy {strategy_name}; precision {t.precision}")
+
+    train = ShardBatches(TRAIN, t.batch_size, params.base.seed, shuffle=True, flips=t.random_flips)
+    val = ShardBatches(VAL, t.batch_size, params.base.seed, shuffle=False)
+    with make_strategy(strategy_name).scope():
+        model = compiled_unet(params, train.channels)
+
+    keep_best, stop_on_nan = KeepBest("val_dice"), StopOnNonFinite()
+    with ExitStack() as stack:
+        live_dir = stack.enter_context(atomic_dir(LIVE))
+        models_dir = stack.enter_context(atomic_dir(MODELS))
+        live = stack.enter_context(Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None))
+        callbacks = [
+            stop_on_nan, keep_best, LiveLogger(live),
+            keras.callbacks.EarlyStopping("val_dice", mode="max", patience=t.early_stopping_patience),
+            keras.callbacks.ReduceLROnPlateau("val_dice", mode="max", factor=t.reduce_lr_factor,
+                                              patience=t.reduce_lr_patience, verbose=1),
+        ]
+        started = time.perf_counter()
+        history = model.fit(as_dataset(train), validation_data=as_dataset(val), epochs=t.epochs,
+                            callbacks=callbacks, verbose=2)
+        wall = time.perf_counter() - started
+        stop_on_nan.raise_if_stopped()
+        keep_best.restore()
+        save_model(model, models_dir / "unet.keras")
+        preprocessing = {key: read_json(PREPARED)[key] for key in ("channels", "num_classes", "normalization")}
+        write_json(models_dir / "preprocessing.json", preprocessing)
+        epochs_run = len(history.history["loss"])
+        write_json(SUMMARY, {
+            "best_epoch": keep_best.best_epoch + 1 if keep_best.best_epoch is not None else None,
+            "best_val_dice": round(keep_best.best, 6),
+            "epochs_run": epochs_run,
+            "wall_time_s": round(wall, 1),
+            "patches_per_s": round(train.count * epochs_run / wall, 1),
+            "device": ", ".join(devices),
+            "parameters": model.count_params(),
+        })
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,100 @@
+"""Offline augmentation of (image (P, P, C) float32, mask (P, P) uint8) patch pairs.
+
+Geometric transforms move image and mask together (the mask by nearest neighbour, so it keeps
+exact labels); intensity transforms touch the image only. `cfg` is the `augment` params section:
+each transform has its own probability `p` and range.
+"""
+
+import numpy as np
+from scipy import ndimage
+
+
+def flip(image, mask, rng, p: float):
+    for axis in (0, 1):
+        if rng.random() < p:
+            image, mask = np.flip(image, axis), np.flip(mask, axis)
+    return image, mask
+
+
+def rot90(image, mask, rng, p: float):
+    if rng.random() < p:
+        k = int(rng.integers(1, 4))
+        image, mask = np.rot90(image, k, axes=(0, 1)), np.rot90(mask, k, axes=(0, 1))
+    return image, mask
+
+
+def affine_coordinates(size: int, angle_deg: float, scale: float) -> np.ndarray:
+    """Source coordinates (2, P, P) of a rotation by `angle_deg` and zoom by `scale` about the centre."""
+    centre = (size - 1) / 2
+    rows, cols = np.mgrid[:size, :size].astype(np.float64) - centre
+    angle = np.deg2rad(angle_deg)
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    return np.stack([cos * rows - sin * cols, sin * rows + cos * cols]) + centre
+
+
+def elastic_displacement(size: int, grid: int, sigma: float, rng) -> np.ndarray:
+    """The U-Net paper's deformation: random vectors (std `sigma` px) on a grid x grid lattice,
+    interpolated bicubically to every pixel: (2, P, P)."""
+    coarse = rng.normal(0.0, sigma, size=(2, grid, grid))
+    return np.stack([ndimage.zoom(c, size / grid, order=3, mode="nearest", grid_mode=True) for c in coarse])
+
+
+def resample(image, mask, coordinates):
+    """Image by cubic spline, mask by nearest neighbour, mirrored at the borders."""
+    warped = np.stack([ndimage.map_coordinates(image[..., c], coordinates, order=3, mode="mirror")
+                       for c in range(image.shape[-1])], axis=-1)
+    return warped.astype(np.float32), ndimage.map_coordinates(mask, coordinates, order=0, mode="mirror")
+
+
+def deform(image, mask, rng, affine, elastic):
+    """Affine and elastic deformation composed into one coordinate map: a single resampling."""
+    size = mask.shape[0]
+    coordinates = None
+    if rng.random() < affine.p:
+        angle = rng.uniform(-affine.max_rotation, affine.max_rotation)
+        scale = rng.uniform(1 - affine.max_scale, 1 + affine.max_scale)
+        coordinates = affine_coordinates(size, angle, scale)
+    if rng.random() < elastic.p:
+        if coordinates is None:
+            coordinates = np.mgrid[:size, :size].astype(np.float64)
+        coordinates = coordinates + elastic_displacement(size, elastic.grid, elastic.sigma, rng)
+    return (image, mask) if coordinates is None else resample(image, mask, coordinates)
+
+
+def adjust_intensity(image, rng, cfg):
+    """Brightness shift, contrast about the mean, gamma on the patch's own [min, max] range."""
+    if rng.random() >= cfg.p:
+        return image
+    image = image + rng.uniform(-cfg.brightness, cfg.brightness)
+    mean = image.mean()
+    image = (image - mean) * rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) + mean
+    low, high = image.min(), image.max()
+    if high > low:
+        unit = (image - low) / (high - low)
+        image = unit ** rng.uniform(1 - cfg.gamma, 1 + cfg.gamma) * (high - low) + low
+    return image.astype(np.float32)
+
+
+def add_noise(image, rng, cfg):
+    if rng.random() >= cfg.p:
+        return image
+    sigma = rng.uniform(0, cfg.sigma)
+    return (image + rng.normal(0, sigma, image.shape)).astype(np.float32)
+
+
+def blur(image, rng, cfg):
+    if rng.random() >= cfg.p:
+        return image
+    sigma = rng.uniform(*cfg.sigma)
+    return ndimage.gaussian_filter(image, (sigma, sigma, 0)).astype(np.float32)
+
+
+def augment_patch(image: np.ndarray, mask: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """One augmented version of a patch pair; every draw comes from `rng`, in a fixed order."""
+    image, mask = flip(image, mask, rng, cfg.flip.p)
+    image, mask = rot90(image, mask, rng, cfg.rot90.p)
+    image, mask = deform(image, mask, rng, cfg.affine, cfg.elastic)
+    image = adjust_intensity(image, rng, cfg.intensity)
+    image = add_noise(image, rng, cfg.noise)
+    image = blur(image, rng, cfg.blur)
+    return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(mask, np.uint8)

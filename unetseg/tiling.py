@@ -1,0 +1,113 @@
+"""Overlap-tile inference on whole images of any size, as in the U-Net paper.
+
+The image is mirror-padded, cut into overlapping tiles, the tiles go through the model in batches,
+and the outputs are blended with importance weights (Gaussian: tile centres count more than their
+borders). Rows of tiles are processed as horizontal bands and written out as soon as no later tile
+touches them, so memory grows with the image width, not its area.
+"""
+
+from typing import Callable
+
+import numpy as np
+
+from unetseg.patches import reflect
+
+PredictBatch = Callable[[np.ndarray], np.ndarray]  # (N, T, T, C) float32 -> (N, T, T, K)
+
+
+def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
+    """Tile offsets along one axis (of an axis already padded to >= tile): step = tile * (1 - overlap),
+    spread evenly so the first and last tiles are flush with the ends."""
+    if length <= tile:
+        return [0]
+    step = max(1, int(tile * (1 - overlap)))
+    count = int(np.ceil((length - tile) / step)) + 1
+    return [int(round(i * (length - tile) / (count - 1))) for i in range(count)]
+
+
+def gaussian_weights(tile: int, sigma_scale: float = 1 / 8, floor: float = 1e-3) -> np.ndarray:
+    """(T, T) importance map, 1 at the centre, sigma = tile * sigma_scale, positive everywhere."""
+    axis = np.arange(tile) - (tile - 1) / 2
+    profile = np.exp(-0.5 * (axis / (tile * sigma_scale)) ** 2)
+    weights = np.outer(profile, profile)
+    return np.maximum(weights / weights.max(), floor).astype(np.float32)
+
+
+def blend_weights(tile: int, mode: str) -> np.ndarray:
+    return gaussian_weights(tile) if mode == "gaussian" else np.ones((tile, tile), np.float32)
+
+
+def padded_size(length: int, tile: int, context: int) -> int:
+    """Context on both sides, and at least one tile."""
+    return max(length + 2 * context, tile)
+
+
+
+def mirror_pad(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return image[rows[:, None], cols[None, :]]
+
+
+def predict_image(image: np.ndarray, predict_batch: PredictBatch, tile: int, overlap: float = 0.5,
+                  blend: str = "gaussian", batch_size: int = 8, tta: bool = False, out=None) -> np.ndarray:
+    """Blended model output (H, W, K) float32 for a whole (H, W, C) image.
+
+    `out` may be a preallocated (H, W, K) array (e.g. a memory map) to write into.
+    """
+    height, width = image.shape[:2]
+    context = int(tile * overlap / 2)  # every pixel sees at least this much context
+    rows, cols = padded_axis(height, tile, context), padded_axis(width, tile, context)
+    weights = blend_weights(tile, blend)
+    ys, xs = tile_starts(len(rows), tile, overlap), tile_starts(len(cols), tile, overlap)
+    run = _with_tta(predict_batch) if tta else predict_batch
+
+    band_top, acc, norm = 0, None, None
+    for i, y in enumerate(ys):
+        band = mirror_pad(image, rows[y:y + tile], cols).astype(np.float32, copy=False)
+        tiles_out = _predict_row(band, xs, tile, run, batch_size)
+        if acc is None:
+            acc = np.zeros((0, len(cols), tiles_out.shape[-1]), np.float32)
+            norm = np.zeros((0, len(cols)), np.float32)
+            if out is None:
+                out = np.empty((height, width, tiles_out.shape[-1]), np.float32)
+        grow = y + tile - (band_top + len(acc))
+        if grow > 0:
+            acc = np.concatenate([acc, np.zeros((grow,) + acc.shape[1:], np.float32)])
+            norm = np.concatenate([norm, np.zeros((grow, len(cols)), np.float32)])
+        for x, tile_out in zip(xs, tiles_out):
+            acc[y - band_top:y - band_top + tile, x:x + tile] += tile_out * weights[..., None]
+            norm[y - band_top:y - band_top + tile, x:x + tile] += weights
+        done = ys[i + 1] if i + 1 < len(ys) else band_top + len(acc)
+        _write_rows(out, acc[: done - band_top] / norm[: done - band_top, :, None], band_top, context,
+                    height, width)
+        acc, norm, band_top = acc[done - band_top:], norm[done - band_top:], done
+    return out
+
+
+def padded_axis(length: int, tile: int, context: int) -> np.ndarray:
+    """Source index of every position of a mirror-padded axis: `context` before the image, then the
+    image, then enough after it for at least one tile and `context` of margin."""
+    positions = np.arange(padded_size(length, tile, context)) - context
+    return reflect(positions, length)
+
+
+def _write_rows(out, rows, first: int, context: int, height: int, width: int) -> None:
+    """Copy finished padded rows [first, first + len(rows)) into the unpadded output."""
+    top, bottom = max(first, context), min(first + len(rows), context + height)
+    if top < bottom:
+        out[top - context:bottom - context] = rows[top - first:bottom - first, context:context + width]
+
+
+def _predict_row(band: np.ndarray, xs: list[int], tile: int, run: PredictBatch, batch_size: int) -> np.ndarray:
+    tiles = np.stack([band[:, x:x + tile] for x in xs])
+    outputs = [np.asarray(run(tiles[i:i + batch_size]), np.float32) for i in range(0, len(tiles), batch_size)]
+    return np.concatenate(outputs)
+
+
+def _with_tta(predict_batch: PredictBatch) -> PredictBatch:
+    """Average the model's outputs over horizontal and vertical flips."""
+    def run(tiles):
+        total = np.asarray(predict_batch(tiles), np.float32)
+        for axis in (1, 2):
+            total += np.flip(np.asarray(predict_batch(np.flip(tiles, axis)), np.float32), axis)
+        return total / 3
+    return run

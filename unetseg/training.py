@@ -1,0 +1,136 @@
+"""Backend-portable training pieces: batches streamed from shards, and the callbacks the fit needs."""
+
+import json
+import math
+import zipfile
+
+import keras
+import numpy as np
+
+from unetseg.errors import UserError
+from unetseg.shards import iter_shards, read_manifest
+
+
+class ShardBatches:
+    """Shuffled batches streamed shard by shard; epoch e is shuffled by default_rng([seed, e]).
+
+    Only one shard (plus a partial batch) is in memory at a time. With `flips`, each patch is
+    also flipped at random along each axis. Masks come as (N, P, P, 1) targets.
+    """
+
+    def __init__(self, directory, batch_size: int, seed: int, shuffle: bool = True, flips: bool = False):
+        self.directory, self.batch_size, self.seed = directory, batch_size, seed
+        self.shuffle, self.flips = shuffle, flips
+        manifest = read_manifest(directory)
+        self.count, self.patch_size, self.channels = manifest["count"], manifest["patch_size"], manifest["channels"]
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(self.count / self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        shards = list(iter_shards(self.directory))
+        order = rng.permutation(len(shards)) if self.shuffle else range(len(shards))
+        images, masks = self._empty(), self._empty(masks=True)
+        for shard in order:
+            shard_images, shard_masks = shards[shard]
+            picks = rng.permutation(len(shard_images)) if self.shuffle else np.arange(len(shard_images))
+            images = np.concatenate([images, np.asarray(shard_images)[picks]])
+            masks = np.concatenate([masks, np.asarray(shard_masks)[picks]])
+            while len(images) >= self.batch_size:
+                yield self._batch(images[: self.batch_size], masks[: self.batch_size], rng)
+                images, masks = images[self.batch_size:], masks[self.batch_size:]
+        if len(images):
+            yield self._batch(images, masks, rng)
+
+    def _empty(self, masks=False):
+        size = self.patch_size
+        return np.empty((0, size, size), np.uint8) if masks else np.empty((0, size, size, self.channels), np.float32)
+
+    def _batch(self, images, masks, rng):
+        if self.flips:
+            images, masks = random_flips(images, masks, rng)
+        return np.ascontiguousarray(images), np.ascontiguousarray(masks[..., None], dtype=np.float32)
+
+
+def random_flips(images, masks, rng):
+    """Flip each patch along each spatial axis with probability 1/2."""
+    images, masks = images.copy(), masks.copy()
+    for axis in (1, 2):
+        chosen = rng.random(len(images)) < 0.5
+        images[chosen] = np.flip(images[chosen], axis)
+        masks[chosen] = np.flip(masks[chosen], axis)
+    return images, masks
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss; `raise_if_stopped` turns it into a UserError."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_batch = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_batch = batch
+            self.model.stop_training = True
+
+    def raise_if_stopped(self, epoch_hint: str = "") -> None:
+        if self.bad_batch is not None:
+            raise UserError(f"params.yaml: train.learning_rate: the loss became NaN/infinite at batch "
+                            f"{self.bad_batch}{epoch_hint}; lower train.learning_rate or check the input data")
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Remembers the weights of the epoch with the best `monitor` (higher is better)."""
+
+    def __init__(self, monitor: str = "val_dice"):
+        super().__init__()
+        self.monitor, self.best, self.best_epoch, self.weights = monitor, -math.inf, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value > self.best:
+            self.best, self.best_epoch = float(value), epoch
+            self.weights = self.model.get_weights()
+
+    def restore(self) -> None:
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+class LiveLogger(keras.callbacks.Callback):
+    """Logs train/val loss, Dice, IoU and the learning rate to dvclive once per epoch."""
+
+    def __init__(self, live):
+        super().__init__()
+        self.live = live
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in sorted((logs or {}).items()):
+            if key == "learning_rate":
+                self.live.log_metric("learning_rate", float(value))
+            elif key.startswith("val_"):
+                self.live.log_metric(f"val/{key[4:]}", float(value))
+            else:
+                self.live.log_metric(f"train/{key}", float(value))
+        self.live.next_step()
+
+
+def save_model(model: keras.Model, path) -> None:
+    """Save as .keras, then rewrite the zip with fixed timestamps so equal weights give equal bytes."""
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries:
+            if name == "metadata.json":
+                metadata = json.loads(data)
+                metadata["date_saved"] = "1980-01-01@00:00:00"
+                data = json.dumps(metadata, sort_keys=True).encode()
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)

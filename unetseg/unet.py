@@ -1,0 +1,49 @@
+"""The U-Net: the seed article's network by default (depth 4, 32-64-128-256 filters, 512 bottleneck)."""
+
+import keras
+from keras import layers
+
+
+def conv_block(x, filters: int, batchnorm: bool, name: str):
+    """Two 3x3 same-padded convolutions, each followed by (BatchNorm and) ReLU."""
+    for i in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batchnorm, name=f"{name}_conv{i}")(x)
+        if batchnorm:
+            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
+    return x
+
+
+def upsample(x, filters: int, mode: str, name: str):
+    if mode == "transpose":
+        return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{name}_up")(x)
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_resize")(x)
+    return layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_up")(x)
+
+
+def build_unet(channels: int = 1, num_classes: int = 1, depth: int = 4, base_filters: int = 32,
+               batchnorm: bool = False, dropout: float = 0.0, upsampling: str = "transpose") -> keras.Model:
+    """Input (None, None, channels): any height and width divisible by 2**depth.
+
+    Output (H, W, num_classes): sigmoid for one class, softmax for several. Dropout, when set,
+    follows the deepest encoder block and the bottleneck, as in the U-Net paper.
+    """
+    inputs = keras.Input((None, None, channels), name="image")
+    x, skips = inputs, []
+    for level in range(depth):
+        x = conv_block(x, base_filters * 2**level, batchnorm, f"enc{level}")
+        if dropout and level == depth - 1:
+            x = layers.Dropout(dropout, name=f"enc{level}_dropout")(x)
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    x = conv_block(x, base_filters * 2**depth, batchnorm, "bottleneck")
+    if dropout:
+        x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
+    for level in reversed(range(depth)):
+        filters = base_filters * 2**level
+        x = upsample(x, filters, upsampling, f"dec{level}")
+        x = layers.Concatenate(name=f"dec{level}_concat")([x, skips[level]])
+        x = conv_block(x, filters, batchnorm, f"dec{level}")
+    activation = "sigmoid" if num_classes == 1 else "softmax"
+    outputs = layers.Conv2D(num_classes, 1, activation=activation, dtype="float32", name="head")(x)
+    return keras.Model(inputs, outputs, name="unet")
