@@ -6,6 +6,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from tqdm import tqdm
+
 from unetseg.errors import UserError
 
 
@@ -14,6 +16,8 @@ def run_stage(main, argv=None) -> None:
     try:
         main(sys.argv[1:] if argv is None else argv)
     except UserError as exc:
+        for bar in list(tqdm._instances):  # end any progress bar's line, so the error has its own
+            bar.close()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 

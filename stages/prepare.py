@@ -21,7 +21,7 @@ def main(argv) -> None:
     data, cfg = params.data, params.prepare
 
     pairs = find_pairs(data.images, data.masks)
-    summaries = {stem: check_pair(image, mask, data.num_classes)
+    summaries = {stem: check_pair(image, mask, data.num_classes, data.channels)
                  for stem, image, mask in tqdm(pairs, desc="check")}
     stems = [stem for stem, _, _ in pairs]
     splits = (check_explicit_split(cfg.split.model_dump(), stems) if cfg.split

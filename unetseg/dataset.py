@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from unetseg.errors import UserError
-from unetseg.imageio import IMAGE_SUFFIXES, image_size, read_mask
+from unetseg.imageio import IMAGE_SUFFIXES, read_image, read_mask
 
 SPLITS = ("train", "val", "test")
 
@@ -59,9 +59,9 @@ def mask_to_classes(mask: np.ndarray, num_classes: int, path) -> np.ndarray:
     return mask.astype(np.uint8)
 
 
-def check_pair(image_path, mask_path, num_classes: int) -> dict:
-    """Read one pair's sizes and mask values (one pair in memory at a time); return its summary."""
-    image_shape = image_size(image_path)
+def check_pair(image_path, mask_path, num_classes: int, channels: int) -> dict:
+    """Decode one pair fully, check sizes and mask values (one pair in memory at a time); summarise it."""
+    image_shape = read_image(image_path, channels).shape[:2]
     mask = read_mask(mask_path)
     if mask.shape[:2] != tuple(image_shape):
         raise UserError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "

@@ -45,17 +45,6 @@ def read_mask(path) -> np.ndarray:
     return array.astype(np.int64) if array.dtype != np.uint8 else array
 
 
-def image_size(path) -> tuple[int, int]:
-    """(height, width) without decoding the pixels where the format allows it."""
-    if Path(path).suffix.lower() in (".tif", ".tiff"):
-        return _read_array(path, keep_palette=True).shape[:2]
-    try:
-        with Image.open(path) as image:
-            return image.height, image.width
-    except (OSError, UnidentifiedImageError) as exc:
-        raise _unreadable(path, exc) from None
-
-
 def write_png(path, array: np.ndarray) -> None:
     """Write a uint8 or uint16 image, (H, W) or (H, W, 3), as PNG."""
     array = np.asarray(array)

@@ -1,0 +1,96 @@
+"""A throwaway copy of this repository as its own git + DVC project, for end-to-end tests."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ["dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config",
+          ".dvc/.gitignore", "stages", "unetseg"]
+
+# Small enough that the whole pipeline runs in well under a minute on 2 cores.
+TINY_PARAMS = {
+    "synthesize": {"num_images": 8, "min_size": 56, "max_size": 72, "nuclei_per_image": [3, 6]},
+    "prepare": {"val_fraction": 0.25, "test_fraction": 0.25},
+    "extract": {"patch_size": 32, "stride": 32, "shard_size": 16},
+    "augment": {"copies": 1},
+    "model": {"depth": 2, "base_filters": 4},
+    "train": {"epochs": 2, "batch_size": 8},
+    "predict": {"tile_size": 32, "batch_size": 4},
+    "evaluate": {"overlays": 1},
+}
+
+
+def deep_update(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = deep_update(base.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+class DvcProject:
+    def __init__(self, root: Path):
+        self.root = root
+        venv_bin = str(Path(sys.executable).parent)
+        self.env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+                    "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "2",
+                    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+                    "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+
+    def run(self, *args, check=True) -> subprocess.CompletedProcess:
+        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+        if check and result.returncode:
+            raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def dvc(self, *args, check=True) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "dvc", *args, check=check)
+
+    def git(self, *args) -> subprocess.CompletedProcess:
+        return self.run("git", *args)
+
+    def commit(self, message: str) -> None:
+        self.git("add", "-A")
+        self.git("commit", "-qm", message)
+
+    def params(self) -> dict:
+        return yaml.safe_load((self.root / "params.yaml").read_text())
+
+    def set_params(self, changes: dict) -> None:
+        merged = deep_update(self.params(), changes)
+        (self.root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+
+    def repro(self, *args) -> set[str]:
+        """Run `dvc repro`; return the stages whose command actually ran."""
+        output = self.dvc("repro", *args).stdout
+        return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+    def stale_stages(self) -> set[str]:
+        status = json.loads(self.dvc("status", "--json").stdout or "{}")
+        return {name.split(":")[-1] for name in status}
+
+    def lock(self) -> dict:
+        return yaml.safe_load((self.root / "dvc.lock").read_text())
+
+
+def make_project(tmp_path: Path, params: dict | None = None) -> DvcProject:
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", ".*.tmp"))
+        else:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    project = DvcProject(root)
+    project.set_params(deep_update(TINY_PARAMS, params or {}))
+    project.git("init", "-q")
+    project.commit("copy of the project")
+    return project

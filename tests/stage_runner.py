@@ -1,0 +1,29 @@
+"""Run a stage as `python -m stages.<name>` in a scratch directory, as DVC would."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_stage(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", f"stages.{name}", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+def write_params(cwd: Path, params: dict) -> None:
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The single error line of a failed stage (asserting there is exactly one)."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]

@@ -1,0 +1,56 @@
+import subprocess
+import sys
+
+import pytest
+
+from stages.common import atomic_dir, atomic_file, read_json, run_stage, write_json
+from unetseg.errors import UserError
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    out = tmp_path / "out"
+    with atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("first")
+    assert (out / "a.txt").read_text() == "first"
+
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise RuntimeError("boom")
+    assert (out / "a.txt").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_atomic_file_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "sub" / "x.json"
+    with pytest.raises(ValueError):
+        with atomic_file(target) as tmp:
+            tmp.write_text("partial")
+            raise ValueError
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []
+
+
+def test_write_json_is_sorted_and_stable(tmp_path):
+    path = tmp_path / "m.json"
+    write_json(path, {"b": 1, "a": [1, 2]})
+    first = path.read_bytes()
+    write_json(path, {"a": [1, 2], "b": 1})
+    assert path.read_bytes() == first
+    assert read_json(path) == {"a": [1, 2], "b": 1}
+    with pytest.raises(UserError, match="not found"):
+        read_json(tmp_path / "missing.json")
+
+
+def test_run_stage_turns_user_error_into_one_line_and_exit_2():
+    code = (
+        "from stages.common import run_stage\n"
+        "from unetseg.errors import UserError\n"
+        "def main(argv):\n"
+        "    raise UserError('data/x.png: broken; fix it')\n"
+        "run_stage(main)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "error: data/x.png: broken; fix it\n"
+    assert result.stdout == ""

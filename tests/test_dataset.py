@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from unetseg.dataset import (check_explicit_split, check_pair, find_pairs, list_images, mask_to_classes,
+                             split_stems)
+from unetseg.errors import UserError
+
+
+def make_folder(root, names, shape=(6, 8), value=255):
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        array = np.zeros(shape, np.uint8)
+        array[1:3, 2:5] = value
+        Image.fromarray(array).save(root / name)
+    return root
+
+
+def test_find_pairs_matches_stems_across_formats(tmp_path):
+    images = make_folder(tmp_path / "images", ["b.png", "a.tif"])
+    masks = make_folder(tmp_path / "masks", ["a.png", "b.png"])
+    pairs = find_pairs(images, masks)
+    assert [(stem, img.name, msk.name) for stem, img, msk in pairs] == [("a", "a.tif", "a.png"), ("b", "b.png", "b.png")]
+
+
+def test_image_without_mask_is_named(tmp_path):
+    images = make_folder(tmp_path / "images", ["a.png", "lonely.png"])
+    masks = make_folder(tmp_path / "masks", ["a.png"])
+    with pytest.raises(UserError, match=r"lonely\.png: no mask named 'lonely\.\*'"):
+        find_pairs(images, masks)
+
+
+def test_mask_without_image_is_named(tmp_path):
+    images = make_folder(tmp_path / "images", ["a.png"])
+    masks = make_folder(tmp_path / "masks", ["a.png", "extra.png"])
+    with pytest.raises(UserError, match=r"extra\.png: mask without an image"):
+        find_pairs(images, masks)
+
+
+def test_empty_and_missing_folders_name_the_key(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images .* point data.images"):
+        list_images(tmp_path / "empty", "data.images")
+    with pytest.raises(UserError, match="folder not found; set data.masks"):
+        list_images(tmp_path / "nope", "data.masks")
+
+
+def test_duplicate_stems_are_refused(tmp_path):
+    folder = make_folder(tmp_path / "images", ["a.png", "a.tif"])
+    with pytest.raises(UserError, match="two files share the stem 'a'"):
+        list_images(folder, "data.images")
+
+
+def test_check_pair_refuses_a_mask_of_another_size(tmp_path):
+    image = make_folder(tmp_path / "images", ["a.png"], shape=(6, 8)) / "a.png"
+    mask = make_folder(tmp_path / "masks", ["a.png"], shape=(6, 9)) / "a.png"
+    with pytest.raises(UserError, match=r"mask is 6x9 but image .* is 6x8"):
+        check_pair(image, mask, 1, 1)
+
+
+def test_check_pair_summarises(tmp_path):
+    image = make_folder(tmp_path / "images", ["a.png"]) / "a.png"
+    mask = make_folder(tmp_path / "masks", ["a.png"]) / "a.png"
+    assert check_pair(image, mask, 1, 1) == {"shape": [6, 8], "foreground_fraction": 6 / 48}
+
+
+@pytest.mark.parametrize("values", [[0, 255], [0, 1], [0], [255], [1]])
+def test_binary_masks_become_0_1(values):
+    mask = np.array(values, np.uint8)
+    assert mask_to_classes(mask, 1, "m.png").tolist() == [int(v > 0) for v in values]
+
+
+def test_mask_value_7_with_one_class_is_refused():
+    with pytest.raises(UserError, match=r"m\.png: mask value 7 is not valid for data.num_classes=1"):
+        mask_to_classes(np.array([0, 7, 255]), 1, "m.png")
+
+
+def test_class_ids_must_fit_num_classes():
+    assert mask_to_classes(np.array([0, 1, 2]), 3, "m.png").tolist() == [0, 1, 2]
+    with pytest.raises(UserError, match="mask value 3 is not valid for data.num_classes=3"):
+        mask_to_classes(np.array([0, 3]), 3, "m.png")
+
+
+@pytest.mark.parametrize("count", [3, 4, 10, 48, 101])
+def test_split_puts_every_image_in_exactly_one_split(count):
+    stems = [f"img{i:03d}" for i in range(count)]
+    split = split_stems(stems, 0.15, 0.15, seed=1)
+    members = split["train"] + split["val"] + split["test"]
+    assert sorted(members) == stems
+    assert len(set(members)) == count
+    assert split["val"] and split["test"] and split["train"]
+
+
+def test_split_is_seeded():
+    stems = [f"s{i}" for i in range(30)]
+    assert split_stems(stems, 0.2, 0.2, 5) == split_stems(list(stems), 0.2, 0.2, 5)
+    assert split_stems(stems, 0.2, 0.2, 5) != split_stems(stems, 0.2, 0.2, 6)
+
+
+def test_too_few_images_for_the_split():
+    with pytest.raises(UserError, match="only 2 image"):
+        split_stems(["a", "b"], 0.3, 0.3, 0)
+
+
+def test_explicit_split_is_checked():
+    stems = ["a", "b", "c"]
+    assert check_explicit_split({"train": ["b", "a"], "val": ["c"], "test": []}, stems)["train"] == ["a", "b"]
+    with pytest.raises(UserError, match="'a' is in both train and val"):
+        check_explicit_split({"train": ["a", "b"], "val": ["a"], "test": ["c"]}, stems)
+    with pytest.raises(UserError, match="'z' is not an image"):
+        check_explicit_split({"train": ["a", "b", "z"], "val": ["c"], "test": []}, stems)
+    with pytest.raises(UserError, match="image 'c' is in no split"):
+        check_explicit_split({"train": ["a", "b"], "val": [], "test": []}, stems)

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from unetseg.errors import UserError
+from unetseg.imageio import read_image, read_mask, write_png
+
+RNG = np.random.default_rng(0)
+GRAY8 = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
+GRAY16 = RNG.integers(0, 65536, (5, 7), dtype=np.uint16)
+RGB8 = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+
+
+def save(path, array, mode=None):
+    Image.fromarray(array, mode=mode).save(path) if mode else Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.mark.parametrize("array", [GRAY8, GRAY16], ids=["8-bit", "16-bit"])
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_gray_round_trip_keeps_values_and_dtype(tmp_path, array, suffix):
+    path = tmp_path / f"x{suffix}"
+    write_png(path, array) if suffix == ".png" else tifffile.imwrite(path, array)
+    image = read_image(path, channels=1)
+    assert image.shape == (5, 7, 1) and image.dtype == array.dtype
+    assert np.array_equal(image[..., 0], array)
+
+
+def test_rgb_as_three_channels_and_as_luminance(tmp_path):
+    path = save(tmp_path / "rgb.png", RGB8)
+    assert np.array_equal(read_image(path, 3), RGB8)
+    gray = read_image(path, 1)
+    expected = (RGB8 @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    assert gray.shape == (5, 7, 1) and np.array_equal(gray[..., 0], expected)
+
+
+def test_gray_repeated_to_three_channels(tmp_path):
+    image = read_image(save(tmp_path / "g.png", GRAY8), 3)
+    assert image.shape == (5, 7, 3) and all(np.array_equal(image[..., c], GRAY8) for c in range(3))
+
+
+def test_rgba_drops_alpha(tmp_path):
+    rgba = np.concatenate([RGB8, np.full((5, 7, 1), 7, np.uint8)], axis=-1)
+    assert np.array_equal(read_image(save(tmp_path / "a.png", rgba), 3), RGB8)
+    tifffile.imwrite(tmp_path / "a.tif", rgba)
+    assert np.array_equal(read_image(tmp_path / "a.tif", 3), RGB8)
+
+
+def test_palette_mask_reads_indices_not_colours(tmp_path):
+    indices = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
+    image = Image.fromarray(indices, mode="P")
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    image.save(tmp_path / "p.png")
+    assert np.array_equal(read_mask(tmp_path / "p.png"), indices)
+    assert read_image(tmp_path / "p.png", 3)[0, 1].tolist() == [255, 0, 0]
+
+
+def test_mask_from_equal_rgb_channels_and_16_bit_labels(tmp_path):
+    labels = np.array([[0, 255], [255, 0]], np.uint8)
+    assert np.array_equal(read_mask(save(tmp_path / "m.png", np.stack([labels] * 3, -1))), labels)
+    ids = np.array([[0, 300], [2, 0]], np.uint16)
+    write_png(tmp_path / "ids.png", ids)
+    assert np.array_equal(read_mask(tmp_path / "ids.png"), ids)
+
+
+def test_colour_mask_is_refused(tmp_path):
+    with pytest.raises(UserError, match="colour mask"):
+        read_mask(save(tmp_path / "c.png", RGB8))
+
+
+def test_corrupt_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(UserError, match=r"broken\.png: cannot read image .*re-export it as PNG or TIFF"):
+        read_image(path, 1)
+    with pytest.raises(UserError, match="broken.png"):
+        read_mask(path)
+
+
+def test_write_png_refuses_float(tmp_path):
+    with pytest.raises(ValueError):
+        write_png(tmp_path / "f.png", np.zeros((2, 2), np.float32))

@@ -1,0 +1,60 @@
+"""`dvc repro` on a temporary copy of the project with tiny params: the pipeline's DVC promises."""
+
+import json
+
+import pytest
+
+from dvc_project import make_project
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ["synthesize", "prepare", "extract", "augment", "train", "predict", "evaluate"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("e2e"))
+    project.dvc("repro")
+    project.commit("first run")
+    return project
+
+
+def test_repro_runs_every_stage_and_writes_the_metrics(project):
+    metrics = json.loads((project.root / "reports/metrics.json").read_text())
+    assert {"dice", "iou", "precision", "recall", "n_images"} <= metrics.keys()
+    assert metrics["n_images"] == 2
+    assert set(project.lock()["stages"]) == set(STAGES)
+
+
+def test_second_repro_changes_nothing(project):
+    result = project.dvc("repro")
+    assert "Data and pipelines are up to date." in result.stdout
+    assert project.stale_stages() == set()
+
+
+def test_forced_extract_and_augment_are_byte_identical(project):
+    before = project.lock()["stages"]
+    project.dvc("repro", "--force", "--single-item", "extract", "augment")
+    after = project.lock()["stages"]
+    for stage in ("extract", "augment"):
+        assert after[stage]["outs"] == before[stage]["outs"], stage
+
+
+@pytest.mark.parametrize(
+    "change, reran",
+    [
+        ({"augment": {"copies": 2}}, {"augment", "train", "predict", "evaluate"}),
+        ({"augment": {"elastic": {"sigma": 5.0}}}, {"augment", "train", "predict", "evaluate"}),
+        ({"extract": {"stride": 16}}, {"extract", "augment", "train", "predict", "evaluate"}),
+        ({"predict": {"threshold": 0.4}}, {"predict", "evaluate"}),
+    ],
+)
+def test_a_param_change_reruns_only_its_stage_and_what_follows(project, change, reran):
+    original = project.params()
+    project.set_params(change)
+    try:
+        assert project.repro() == reran
+    finally:
+        project.set_params(original)
+    assert project.repro() == set(), "changing the param back restores from the run-cache"
+    assert project.stale_stages() == set()

@@ -1,0 +1,130 @@
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stage_runner import error_line, run_stage, write_params
+
+SIZE = (40, 48)
+
+
+def make_dataset(root, count=6, shape=SIZE):
+    for sub in ("images", "masks"):
+        (root / "raw" / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        image = rng.integers(0, 200, shape, dtype=np.uint8)
+        mask = np.zeros(shape, np.uint8)
+        mask[5:15, 5 + i:20 + i] = 255
+        Image.fromarray(image).save(root / "raw" / "images" / f"img{i}.png")
+        Image.fromarray(mask).save(root / "raw" / "masks" / f"img{i}.png")
+    return root
+
+
+PARAMS = {"data": {"images": "raw/images", "masks": "raw/masks"},
+          "prepare": {"val_fraction": 0.2, "test_fraction": 0.2}}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    write_params(make_dataset(tmp_path), PARAMS)
+    return tmp_path
+
+
+def test_prepare_writes_split_arrays_and_manifest(dataset):
+    result = run_stage("prepare", dataset)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((dataset / "data/prepared/manifest.json").read_text())
+    assert manifest["counts"] == {"train": 4, "val": 1, "test": 1}
+    stems = sum(manifest["splits"].values(), [])
+    assert sorted(stems) == [f"img{i}" for i in range(6)]
+    for split, members in manifest["splits"].items():
+        for stem in members:
+            image = np.load(dataset / f"data/prepared/{split}/images/{stem}.npy")
+            mask = np.load(dataset / f"data/prepared/{split}/masks/{stem}.npy")
+            assert image.shape == SIZE + (1,) and image.dtype == np.float32
+            assert mask.shape == SIZE and set(np.unique(mask)) <= {0, 1}
+    assert manifest["normalization"]["mode"] == "percentile"
+
+
+def test_prepare_is_byte_identical_across_runs(dataset):
+    run_stage("prepare", dataset)
+    first = {p.relative_to(dataset): p.read_bytes() for p in (dataset / "data/prepared").rglob("*") if p.is_file()}
+    run_stage("prepare", dataset)
+    second = {p.relative_to(dataset): p.read_bytes() for p in (dataset / "data/prepared").rglob("*") if p.is_file()}
+    assert first == second
+
+
+def test_dataset_normalisation_uses_train_statistics(dataset):
+    write_params(dataset, {**PARAMS, "prepare": {**PARAMS["prepare"], "normalize": "dataset"}})
+    assert run_stage("prepare", dataset).returncode == 0
+    spec = json.loads((dataset / "data/prepared/manifest.json").read_text())["normalization"]
+    assert spec["mode"] == "dataset" and spec["mean"] > 0 and spec["std"] > 0
+
+
+def break_image_without_mask(root):
+    (root / "raw/masks/img0.png").unlink()
+
+
+def break_mask_size(root):
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(root / "raw/masks/img1.png")
+
+
+def break_mask_value(root):
+    mask = np.zeros(SIZE, np.uint8)
+    mask[0, 0] = 7
+    Image.fromarray(mask).save(root / "raw/masks/img2.png")
+
+
+def break_png(root):
+    (root / "raw/images/img3.png").write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
+
+
+def empty_folder(root):
+    for path in (root / "raw/images").iterdir():
+        path.unlink()
+
+
+def unknown_key(root):
+    write_params(root, {**PARAMS, "prepare": {**PARAMS["prepare"], "val_fracton": 0.2}})
+
+
+def wrong_type(root):
+    write_params(root, {**PARAMS, "train": {"epochs": "ten"}})
+
+
+def patch_size_100(root):
+    write_params(root, {**PARAMS, "extract": {"patch_size": 100}, "model": {"depth": 4}})
+
+
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (break_image_without_mask, r"raw/images/img0\.png: no mask named 'img0\.\*'"),
+        (break_mask_size, r"raw/masks/img1\.png: mask is 40x50 but image .*img1\.png is 40x48"),
+        (break_mask_value, r"raw/masks/img2\.png: mask value 7 is not valid for data\.num_classes=1"),
+        (break_png, r"raw/images/img3\.png: cannot read image"),
+        (empty_folder, r"raw/images: no images .* point data\.images"),
+        (unknown_key, r"params\.yaml: unknown key 'prepare\.val_fracton'"),
+        (wrong_type, r"params\.yaml: train\.epochs: Input should be a valid integer"),
+        (patch_size_100, r"params\.yaml: extract\.patch_size=100 must be divisible by 2\*\*model\.depth = 16"),
+    ],
+    ids=["image without mask", "mask of another size", "mask value 7", "corrupt png", "empty folder",
+         "unknown params key", "wrong type", "patch_size 100 with depth 4"],
+)
+def test_bad_input_gives_one_line_exit_2_and_no_output(dataset, breakage, expected):
+    breakage(dataset)
+    result = run_stage("prepare", dataset)
+    assert re.search(expected, error_line(result))
+    assert not (dataset / "data/prepared").exists()
+    assert not list(dataset.rglob(".*.tmp")), "no half-written output"
+
+
+def test_a_failed_rerun_keeps_the_previous_output_whole(dataset):
+    assert run_stage("prepare", dataset).returncode == 0
+    before = (dataset / "data/prepared/manifest.json").read_bytes()
+    break_mask_value(dataset)
+    assert run_stage("prepare", dataset).returncode == 2
+    assert (dataset / "data/prepared/manifest.json").read_bytes() == before

@@ -1,0 +1,49 @@
+import numpy as np
+from skimage.filters import threshold_otsu
+
+from unetseg.synthetic import ellipse, smooth_field, synthesize_dataset
+
+
+def dice(a, b):
+    return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
+
+
+def test_same_seed_gives_identical_bytes():
+    first = list(synthesize_dataset(3, 4, 60, 80, (3, 8)))
+    second = list(synthesize_dataset(3, 4, 60, 80, (3, 8)))
+    for (n1, i1, m1), (n2, i2, m2) in zip(first, second):
+        assert n1 == n2 and i1.tobytes() == i2.tobytes() and m1.tobytes() == m2.tobytes()
+    other = next(synthesize_dataset(4, 1, 60, 80, (3, 8)))
+    assert other[1].tobytes() != first[0][1].tobytes()
+
+
+def test_image_i_does_not_depend_on_how_many_are_made():
+    few = list(synthesize_dataset(7, 2, 60, 80, (3, 8)))
+    many = list(synthesize_dataset(7, 5, 60, 80, (3, 8)))
+    assert few[1][1].tobytes() == many[1][1].tobytes()
+
+
+def test_sizes_types_and_names():
+    for name, image, mask in synthesize_dataset(0, 6, 50, 71, (2, 5)):
+        assert name.startswith("synth_")
+        assert image.dtype == np.uint8 and mask.dtype == bool and image.shape == mask.shape
+        assert all(50 <= side <= 71 for side in image.shape)
+        assert 0 < mask.mean() < 0.8
+
+
+def test_a_global_threshold_is_not_enough():
+    scores = [dice(image > threshold_otsu(image), mask)
+              for _, image, mask in synthesize_dataset(42, 6, 160, 200, (12, 30))]
+    assert np.mean(scores) < 0.9
+
+
+def test_nuclei_are_brighter_than_background_on_average():
+    for _, image, mask in synthesize_dataset(1, 3, 120, 140, (8, 12)):
+        assert image[mask].mean() > image[~mask].mean() + 20
+
+
+def test_ellipse_and_smooth_field():
+    disc = ellipse((21, 21), (10, 10), (5, 5), 0.0)
+    assert disc[10, 10] and not disc[0, 0] and abs(disc.sum() - np.pi * 25) < 10
+    field = smooth_field(np.random.default_rng(0), (30, 40), 10.0)
+    assert field.shape == (30, 40) and field.min() == 0 and np.isclose(field.max(), 1)
