@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from stages.common import atomic_dir, read_json, run_stage  # noqa: E402
+from stages.common import atomic_dir, atomic_file, read_json, run_stage  # noqa: E402
 from unetseg.errors import UserError  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
@@ -58,10 +58,7 @@ def predict_files(args) -> None:
     output.mkdir(parents=True, exist_ok=True)
     for path in tqdm(files, desc="predict"):
         image = normalize(read_image(path, preprocessing["channels"]), preprocessing["normalization"])
-        with atomic_dir(output / f".{path.stem}") as staging:
-            write_prediction(staging, path.stem, predict_probabilities(model, image, params), params)
-            for written in staging.iterdir():
-                written.replace(output / written.name)
+        write_prediction(output, path.stem, predict_probabilities(model, image, params), params)
 
 
 def input_files(path: Path) -> list[Path]:
@@ -88,17 +85,20 @@ def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params)
 
 
 def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params) -> None:
-    """<stem>.png: labels (binary 0/255, else class ids); <stem>_prob: the probability map(s)."""
+    """<stem>.png: labels (binary 0/255, else class ids); <stem>_prob: the probability map(s).
+    Each file appears whole or not at all."""
     cfg = params.predict
     labels = remove_small_objects(to_labels(probabilities, cfg.threshold), cfg.min_object_size)
     binary = probabilities.shape[-1] == 1
-    write_png(folder / f"{stem}.png", labels * 255 if binary else labels)
+    with atomic_file(folder / f"{stem}.png") as tmp:
+        write_png(tmp, labels * 255 if binary else labels)
     if cfg.prob_dtype == "uint8" and binary:
-        write_png(folder / f"{stem}_prob.png", np.round(probabilities[..., 0] * 255).astype(np.uint8))
-    elif cfg.prob_dtype == "uint8":
-        np.save(folder / f"{stem}_prob.npy", np.round(probabilities * 255).astype(np.uint8))
-    else:
-        np.save(folder / f"{stem}_prob.npy", (probabilities[..., 0] if binary else probabilities).astype(np.float16))
+        with atomic_file(folder / f"{stem}_prob.png") as tmp:
+            write_png(tmp, np.round(probabilities[..., 0] * 255).astype(np.uint8))
+        return
+    scaled = np.round(probabilities * 255).astype(np.uint8) if cfg.prob_dtype == "uint8" else probabilities.astype(np.float16)
+    with atomic_file(folder / f"{stem}_prob.npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, scaled[..., 0] if binary else scaled)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ def as_dataset(batches: ShardBatches) -> tf.data.Dataset:
     size, channels = batches.patch_size, batches.channels
     signature = (tf.TensorSpec((None, size, size, channels), tf.float32),
                  tf.TensorSpec((None, size, size, 1), tf.float32))
-    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature).prefetch(2)
+    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
 def compiled_unet(params, channels: int) -> keras.Model:
@@ -82,7 +83,7 @@ def main(argv) -> None:
         ]
         started = time.perf_counter()
         history = model.fit(as_dataset(train), validation_data=as_dataset(val), epochs=t.epochs,
-                            callbacks=callbacks, verbose=2)
+                            callbacks=callbacks, shuffle=False, verbose=2)
         wall = time.perf_counter() - started
         stop_on_nan.raise_if_stopped()
         keep_best.restore()

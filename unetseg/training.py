@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import zipfile
 
 import keras
@@ -111,12 +112,11 @@ class LiveLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in sorted((logs or {}).items()):
-            if key == "learning_rate":
-                self.live.log_metric("learning_rate", float(value))
-            elif key.startswith("val_"):
-                self.live.log_metric(f"val/{key[4:]}", float(value))
-            else:
-                self.live.log_metric(f"train/{key}", float(value))
+            if key != "learning_rate":
+                split, name = ("val", key[4:]) if key.startswith("val_") else ("train", key)
+                self.live.log_metric(f"{split}/{name}", float(value))
+        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        self.live.log_metric("learning_rate", float(learning_rate))
         self.live.next_step()
 
 
@@ -131,6 +131,19 @@ def save_model(model: keras.Model, path) -> None:
                 metadata = json.loads(data)
                 metadata["date_saved"] = "1980-01-01@00:00:00"
                 data = json.dumps(metadata, sort_keys=True).encode()
+            elif name == "config.json":
+                data = renumber_shared_objects(data.decode()).encode()
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
+
+
+def renumber_shared_objects(config: str) -> str:
+    """Keras writes Python object ids as `shared_object_id`; number them 1, 2, ... by first appearance
+    instead (the same object keeps the same number, so loading is unchanged)."""
+    numbers: dict[str, int] = {}
+
+    def renumber(match):
+        return f'"shared_object_id": {numbers.setdefault(match.group(1), len(numbers) + 1)}'
+
+    return re.sub(r'"shared_object_id": (\d+)', renumber, config)

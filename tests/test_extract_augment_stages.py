@@ -1,0 +1,43 @@
+import json
+
+import numpy as np
+
+from stage_runner import error_line, run_stage
+from unetseg.shards import iter_shards, read_manifest
+
+
+def files_of(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_extract_writes_train_and_val_shards(tiny_run):
+    prepared = json.loads((tiny_run / "data/prepared/manifest.json").read_text())
+    train, val = read_manifest(tiny_run / "data/patches/train"), read_manifest(tiny_run / "data/patches/val")
+    assert train["source_images"] == prepared["counts"]["train"] and val["fg_fraction"] == 0.0
+    assert train["patch_size"] == 32 and train["count"] > val["count"] > 0
+    assert all(s["count"] <= 16 for s in train["shards"])
+    for images, masks in iter_shards(tiny_run / "data/patches/train"):
+        assert images.shape[1:] == (32, 32, 1) and set(np.unique(masks)) <= {0, 1}
+
+
+def test_augment_keeps_originals_and_adds_copies(tiny_run):
+    source = read_manifest(tiny_run / "data/patches/train")
+    augmented = read_manifest(tiny_run / "data/augmented")
+    assert augmented["count"] == source["count"] * 2
+    first_source = next(iter_shards(tiny_run / "data/patches/train"))[0][0]
+    first_augmented = next(iter_shards(tiny_run / "data/augmented"))[0][0]
+    assert np.array_equal(first_source, first_augmented)
+
+
+def test_rerunning_extract_and_augment_gives_identical_bytes(tiny_copy):
+    before = {d: files_of(tiny_copy / d) for d in ("data/patches", "data/augmented")}
+    for stage in ("extract", "augment"):
+        assert run_stage(stage, tiny_copy).returncode == 0
+    assert before == {d: files_of(tiny_copy / d) for d in ("data/patches", "data/augmented")}
+
+
+def test_extract_without_prepared_data_says_what_to_run(tmp_path):
+    (tmp_path / "params.yaml").write_text("{}\n")
+    line = error_line(run_stage("extract", tmp_path))
+    assert "data/prepared/manifest.json: not found; run the stage that writes it first" in line
+    assert not (tmp_path / "data/patches").exists()

@@ -1,0 +1,78 @@
+import csv
+import json
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from stage_runner import error_line, run_stage
+
+
+def test_predict_writes_a_mask_and_probability_map_per_test_image(tiny_run):
+    stems = json.loads((tiny_run / "data/prepared/manifest.json").read_text())["splits"]["test"]
+    for stem in stems:
+        shape = np.load(tiny_run / f"data/prepared/test/images/{stem}.npy").shape[:2]
+        mask = np.asarray(Image.open(tiny_run / f"data/predictions/{stem}.png"))
+        prob = np.asarray(Image.open(tiny_run / f"data/predictions/{stem}_prob.png"))
+        assert mask.shape == prob.shape == shape
+        assert set(np.unique(mask)) <= {0, 255} and prob.dtype == np.uint8
+
+
+def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
+    metrics = json.loads((tiny_run / "reports/metrics.json").read_text())
+    assert {"dice", "iou", "precision", "recall", "pixel_accuracy", "n_images", "n_empty"} <= metrics.keys()
+    with open(tiny_run / "reports/per_image.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == metrics["n_images"] == 2
+    with open(tiny_run / "reports/thresholds.csv") as handle:
+        sweep = list(csv.DictReader(handle))
+    assert [r["threshold"] for r in sweep] == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]
+    assert all(0 <= float(r["dice"]) <= 1 for r in sweep)
+    overlays = sorted(p.name for p in (tiny_run / "reports/overlays").iterdir())
+    assert len(overlays) == 2 and overlays[0].startswith("best1_") and overlays[1].startswith("worst1_")
+
+
+def test_predict_command_on_a_folder_and_on_one_file(tiny_run, tmp_path):
+    images = tmp_path / "new"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name, shape in (("a.png", (40, 50)), ("b.tif", (23, 71))):
+        array = rng.integers(0, 255, shape, dtype=np.uint8)
+        Image.fromarray(array).save(images / name)
+    model = str(tiny_run / "models/unet.keras")
+    result = run_stage("predict", tmp_path, "--model", model, "--input", str(images), "--output", "out")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_prob.png", "b.png", "b_prob.png"]
+    assert np.asarray(Image.open(tmp_path / "out/b.png")).shape == (23, 71)
+    result = run_stage("predict", tmp_path, "--model", model, "--input", str(images / "a.png"), "--output", "one")
+    assert result.returncode == 0 and sorted(p.name for p in (tmp_path / "one").iterdir()) == ["a.png", "a_prob.png"]
+
+
+def test_predict_command_errors(tiny_run, tmp_path):
+    model = str(tiny_run / "models/unet.keras")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    cases = [
+        (["--model", model, "--input", "missing", "--output", "o"], "missing: no such file or folder"),
+        (["--model", model, "--input", "empty", "--output", "o"], "empty: no images"),
+        (["--model", model, "--input", "bad.png", "--output", "o"], "bad.png: cannot read image"),
+        (["--model", "nope.keras", "--input", "bad.png", "--output", "o"], "nope.keras: model not found"),
+        (["--input", "bad.png"], "give both --input FILE_OR_DIR and --output DIR"),
+    ]
+    for args, expected in cases:
+        assert expected in error_line(run_stage("predict", tmp_path, *args))
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_float16_probabilities_and_small_object_filter(tiny_copy):
+    values = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    values["predict"].update({"prob_dtype": "float16", "min_object_size": 10**6})
+    (tiny_copy / "params.yaml").write_text(yaml.safe_dump(values))
+    assert run_stage("predict", tiny_copy).returncode == 0
+    probs = sorted((tiny_copy / "data/predictions").glob("*_prob.npy"))
+    assert probs and np.load(probs[0]).dtype == np.float16
+    masks = [p for p in (tiny_copy / "data/predictions").glob("*.png")]
+    assert all(np.asarray(Image.open(p)).max() == 0 for p in masks)
+    assert run_stage("evaluate", tiny_copy).returncode == 0
+    metrics = json.loads((tiny_copy / "reports/metrics.json").read_text())
+    assert metrics["recall"] == 0.0

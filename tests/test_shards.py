@@ -1,0 +1,34 @@
+import numpy as np
+
+from unetseg.shards import ShardWriter, iter_shards, read_manifest
+
+
+def patches(n, start=0):
+    images = np.arange(start, start + n, dtype=np.float32)[:, None, None, None] * np.ones((1, 4, 4, 2), np.float32)
+    masks = (np.arange(start, start + n)[:, None, None] % 2 * np.ones((1, 4, 4))).astype(np.uint8)
+    return images, masks
+
+
+def test_writer_splits_into_shards_and_keeps_order(tmp_path):
+    writer = ShardWriter(tmp_path, patch_size=4, channels=2, shard_size=3)
+    for start in (0, 2, 7):
+        writer.add(*patches(2 if start < 7 else 4, start))
+    manifest = writer.close(note="x")
+    assert manifest == read_manifest(tmp_path)
+    assert manifest["count"] == 8 and [s["count"] for s in manifest["shards"]] == [3, 3, 2]
+    assert manifest["note"] == "x" and manifest["image_dtype"] == "float32"
+    firsts = np.concatenate([images[:, 0, 0, 0] for images, _ in iter_shards(tmp_path)])
+    assert firsts.tolist() == [0, 1, 2, 3, 7, 8, 9, 10]
+
+
+def test_foreground_fraction_and_memory_maps(tmp_path):
+    writer = ShardWriter(tmp_path, 4, 2, 10)
+    writer.add(*patches(4))
+    assert writer.close()["foreground_fraction"] == 0.5
+    images, masks = next(iter_shards(tmp_path))
+    assert isinstance(images, np.memmap) and masks.dtype == np.uint8
+
+
+def test_empty_writer_gives_an_empty_manifest(tmp_path):
+    manifest = ShardWriter(tmp_path, 4, 1, 5).close()
+    assert manifest["count"] == 0 and manifest["shards"] == [] and list(iter_shards(tmp_path)) == []

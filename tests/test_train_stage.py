@@ -1,0 +1,106 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from stage_runner import error_line, run_stage, write_params  # noqa: E402
+from unetseg.shards import read_manifest  # noqa: E402
+from unetseg.training import ShardBatches, random_flips, save_model  # noqa: E402
+
+
+def test_train_writes_model_summary_and_dvclive_logs(tiny_run):
+    summary = json.loads((tiny_run / "reports/train.json").read_text())
+    assert summary["epochs_run"] == 2 and summary["device"] == "CPU"
+    assert 0 <= summary["best_val_dice"] <= 1 and summary["best_epoch"] in (1, 2)
+    assert summary["patches_per_s"] > 0
+    preprocessing = json.loads((tiny_run / "models/preprocessing.json").read_text())
+    assert preprocessing["channels"] == 1 and preprocessing["normalization"]["mode"] == "percentile"
+    plots = tiny_run / "reports/live/plots/metrics"
+    for name in ("train/loss", "train/dice", "train/iou", "val/loss", "val/dice", "val/iou", "learning_rate"):
+        assert len((plots / f"{name}.tsv").read_text().splitlines()) == 3, name
+
+
+def test_same_params_give_identical_weights_and_model_bytes(tiny_run, tiny_copy):
+    assert run_stage("train", tiny_copy).returncode == 0
+    assert (tiny_copy / "models/unet.keras").read_bytes() == (tiny_run / "models/unet.keras").read_bytes()
+
+
+def test_model_loads_and_predicts_without_this_project(tiny_run, tmp_path):
+    import keras
+
+    model_path = tiny_run / "models/unet.keras"
+    x = np.random.default_rng(0).random((1, 32, 48, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    expected = keras.saving.load_model(model_path, compile=False).predict_on_batch(x)
+    code = ("import sys, numpy as np, keras\n"
+            "model = keras.saving.load_model(sys.argv[1], compile=False)\n"
+            "assert 'unetseg' not in sys.modules\n"
+            "np.save(sys.argv[3], model.predict_on_batch(np.load(sys.argv[2])))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", code, str(model_path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                   check=True, cwd=tmp_path, env=env, capture_output=True)
+    assert np.allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
+
+
+def test_reloaded_model_predicts_what_the_trained_one_did(tmp_path):
+    import keras
+
+    from unetseg.unet import build_unet
+
+    model = build_unet(1, 1, depth=1, base_filters=2)
+    model.compile("adam", "binary_crossentropy")
+    x = np.random.default_rng(1).random((2, 8, 8, 1)).astype(np.float32)
+    model.fit(x, (x > 0.5).astype(np.float32), epochs=1, verbose=0)
+    save_model(model, tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    assert np.allclose(reloaded.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
+
+
+def test_a_nan_loss_stops_with_a_clear_error_and_no_model(tiny_copy):
+    params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    params["train"]["learning_rate"] = 1e12
+    write_params(tiny_copy, params)
+    for stale in ("models", "reports/live"):
+        shutil.rmtree(tiny_copy / stale)
+    line = error_line(run_stage("train", tiny_copy))
+    assert "train.learning_rate: the loss became NaN/infinite" in line
+    assert not (tiny_copy / "models").exists() and not (tiny_copy / "reports/live").exists()
+
+
+def test_shard_batches_cover_every_patch_once_per_epoch_in_a_seeded_order(tiny_run):
+    directory = tiny_run / "data/augmented"
+    count = read_manifest(directory)["count"]
+    batches = ShardBatches(directory, batch_size=5, seed=3)
+    epoch1 = [b for b in batches]
+    epoch2 = [b for b in batches]
+    assert sum(len(x) for x, _ in epoch1) == count and len(epoch1) == len(batches)
+    assert all(len(x) == 5 for x, _ in epoch1[:-1])
+    firsts1 = np.concatenate([x[:, 0, 0, 0] for x, _ in epoch1])
+    assert not np.array_equal(firsts1, np.concatenate([x[:, 0, 0, 0] for x, _ in epoch2]))
+    again = ShardBatches(directory, batch_size=5, seed=3)
+    assert np.array_equal(firsts1, np.concatenate([x[:, 0, 0, 0] for x, _ in again]))
+    assert epoch1[0][1].shape[-1] == 1 and epoch1[0][1].dtype == np.float32
+
+
+def test_random_flips_move_image_and_mask_together():
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 6, 6, 1)).astype(np.float32)
+    masks = (images[..., 0] > 0.5).astype(np.uint8)
+    flipped, flipped_masks = random_flips(images, masks, rng)
+    assert np.array_equal((flipped[..., 0] > 0.5).astype(np.uint8), flipped_masks)
+    assert not np.array_equal(flipped, images)
+
+
+def test_strategy_follows_the_devices():
+    from stages.train import choose_strategy
+
+    assert choose_strategy(0, None) == "default"
+    assert choose_strategy(1, None) == "default"
+    assert choose_strategy(4, None) == "mirrored"
+    assert choose_strategy(2, '{"cluster": {}}') == "multi_worker_mirrored"
