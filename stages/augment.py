@@ -1,13 +1,11 @@
 """Stage augment: each train patch plus `augment.copies` augmented versions (val is not augmented)."""
 
-import argparse
 
 import numpy as np
 from tqdm import tqdm
 
-from stages.common import atomic_dir, run_stage
+from stages.common import atomic_dir, load_stage_params, run_stage
 from unetseg.augment import augment_patch
-from unetseg.params import load_params
 from unetseg.shards import ShardWriter, iter_shards, read_manifest
 
 SOURCE = "data/patches/train"
@@ -15,9 +13,7 @@ OUT = "data/augmented"
 
 
 def main(argv) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    params = load_params(parser.parse_args(argv).params)
+    params = load_stage_params(argv, __doc__)
     cfg = params.augment
     source = read_manifest(SOURCE)
     with atomic_dir(OUT) as out:

@@ -1,5 +1,6 @@
 """What every stage adapter shares: one-line errors, atomic outputs, small JSON files."""
 
+import argparse
 import json
 import shutil
 import sys
@@ -9,6 +10,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from unetseg.errors import UserError
+from unetseg.params import Params, load_params
+
+
+def load_stage_params(argv, description: str) -> Params:
+    """The params of a stage that takes no other arguments than `--params PATH`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    return load_params(parser.parse_args(argv).params)
 
 
 def run_stage(main, argv=None) -> None:

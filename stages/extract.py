@@ -1,14 +1,12 @@
 """Stage extract: cut train and val images into patch shards (train with foreground oversampling)."""
 
-import argparse
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from stages.common import atomic_dir, read_json, run_stage
-from unetseg.params import load_params
+from stages.common import atomic_dir, load_stage_params, read_json, run_stage
 from unetseg.patches import extract_patches
 from unetseg.shards import ShardWriter
 
@@ -17,9 +15,7 @@ OUT = "data/patches"
 
 
 def main(argv) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    params = load_params(parser.parse_args(argv).params)
+    params = load_stage_params(argv, __doc__)
     cfg = params.extract
     manifest = read_json(PREPARED / "manifest.json")
     with ExitStack() as stack:

@@ -1,23 +1,19 @@
 """Stage prepare: check the dataset, normalise intensities, split by image, write arrays + manifest."""
 
-import argparse
 
 import numpy as np
 from tqdm import tqdm
 
-from stages.common import atomic_dir, run_stage, write_json
+from stages.common import atomic_dir, load_stage_params, run_stage, write_json
 from unetseg.dataset import SPLITS, check_explicit_split, check_pair, find_pairs, mask_to_classes, split_stems
 from unetseg.imageio import read_image, read_mask
 from unetseg.normalize import dataset_statistics, normalize
-from unetseg.params import load_params
 
 OUT = "data/prepared"
 
 
 def main(argv) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    params = load_params(parser.parse_args(argv).params)
+    params = load_stage_params(argv, __doc__)
     data, cfg = params.data, params.prepare
 
     pairs = find_pairs(data.images, data.masks)

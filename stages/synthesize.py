@@ -1,22 +1,18 @@
 """Stage synthesize: the embedded default dataset (images/ and masks/ as PNG, like a user's data)."""
 
-import argparse
 from contextlib import ExitStack
 
 from tqdm import tqdm
 
-from stages.common import atomic_dir, run_stage
+from stages.common import atomic_dir, load_stage_params, run_stage
 from unetseg.imageio import write_png
-from unetseg.params import load_params
 from unetseg.synthetic import synthesize_dataset
 
 OUT = "data/synthetic"
 
 
 def main(argv) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    params = load_params(parser.parse_args(argv).params)
+    params = load_stage_params(argv, __doc__)
     cfg = params.synthesize
     generated = synthesize_dataset(params.base.seed, cfg.num_images, cfg.min_size, cfg.max_size,
                                    cfg.nuclei_per_image)

@@ -1,6 +1,5 @@
 """Stage train: fit the U-Net on the augmented train shards, keep the best model by validation Dice."""
 
-import argparse
 import os
 import time
 from contextlib import ExitStack
@@ -11,9 +10,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from dvclive import Live  # noqa: E402
 
-from stages.common import atomic_dir, read_json, run_stage, write_json  # noqa: E402
+from stages.common import atomic_dir, load_stage_params, read_json, run_stage, write_json  # noqa: E402
 from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
-from unetseg.params import load_params  # noqa: E402
 from unetseg.training import KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, save_model  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
@@ -53,9 +51,7 @@ def compiled_unet(params, channels: int) -> keras.Model:
 
 
 def main(argv) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    params = load_params(parser.parse_args(argv).params)
+    params = load_stage_params(argv, __doc__)
     t = params.train
     keras.utils.set_random_seed(params.base.seed)
     tf.config.experimental.enable_op_determinism()

@@ -9,21 +9,11 @@ from pathlib import Path
 
 import yaml
 
+from stage_runner import TINY
+
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ["dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config",
           ".dvc/.gitignore", "stages", "unetseg"]
-
-# Small enough that the whole pipeline runs in well under a minute on 2 cores.
-TINY_PARAMS = {
-    "synthesize": {"num_images": 8, "min_size": 56, "max_size": 72, "nuclei_per_image": [3, 6]},
-    "prepare": {"val_fraction": 0.25, "test_fraction": 0.25},
-    "extract": {"patch_size": 32, "stride": 32, "shard_size": 16},
-    "augment": {"copies": 1},
-    "model": {"depth": 2, "base_filters": 4},
-    "train": {"epochs": 2, "batch_size": 8},
-    "predict": {"tile_size": 32, "batch_size": 4},
-    "evaluate": {"overlays": 1},
-}
 
 
 def deep_update(base: dict, changes: dict) -> dict:
@@ -90,7 +80,7 @@ def make_project(tmp_path: Path, params: dict | None = None) -> DvcProject:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
     project = DvcProject(root)
-    project.set_params(deep_update(TINY_PARAMS, params or {}))
+    project.set_params(deep_update(TINY, params or {}))
     project.git("init", "-q")
     project.commit("copy of the project")
     return project

@@ -70,7 +70,7 @@ class Extract(Section):
     patch_size: int = Field(128, ge=16)
     stride: int = Field(64, ge=1)
     fg_fraction: float = Field(0.33, ge=0, lt=1)
-    shard_size: int = Field(1024, ge=1)
+    shard_size: int = Field(256, ge=1)
 
 
 class Affine(Probability):

@@ -1,0 +1,58 @@
+"""Shared by the benchmarks: a scratch copy of the project, peak RSS of a command, result files."""
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def scratch_project(root: Path, params: dict) -> Path:
+    """A copy of the code and params.yaml (updated with `params`), ready to run stages in."""
+    for name in ("stages", "unetseg"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    values = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, changes in params.items():
+        values[section] = {**values.get(section, {}), **changes}
+    (root / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    return root
+
+
+def run_measured(args: list[str], cwd: Path) -> float:
+    """Run a command in a fresh wrapper process; return the command's peak RSS in MiB."""
+    wrapper = ("import resource, subprocess, sys\n"
+               "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    env = {**os.environ, "PYTHONPATH": str(cwd), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", wrapper, *args], cwd=cwd, env=env, check=True,
+                            capture_output=True, text=True)
+    return int(result.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def stage(name: str) -> list[str]:
+    return [sys.executable, "-m", f"stages.{name}"]
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+
+
+def write_results(name: str, results: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"written to {path.relative_to(REPO)}")
+    return path
+
+
+def peak_rss_of_this_process_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
