@@ -1,16 +1,20 @@
-"""Stage evaluate: Dice/IoU/precision/recall per test image from confusion counts, means, plots."""
+"""Stage evaluate: Dice/IoU/precision/recall per test image from confusion counts, means, plots.
 
-import argparse
+reports/thresholds.csv is the mean over test images (images empty in both truth and prediction
+left out) of Dice and IoU of foreground-vs-background at each threshold of the probability maps;
+for several classes the foreground probability is 1 - p(background).
+"""
+
 import csv
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from stages.common import atomic_dir, atomic_file, read_json, run_stage, write_json
+from stages.common import atomic_dir, atomic_file, load_stage_params, read_json, run_stage, write_json
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask, write_png
 from unetseg.metrics import SCORES, evaluate_image, summarize
-from unetseg.params import load_params
 
 PREPARED, PREDICTIONS = Path("data/prepared"), Path("data/predictions")
 METRICS, PER_IMAGE, THRESHOLDS, OVERLAYS = ("reports/metrics.json", "reports/per_image.csv",
@@ -19,37 +23,46 @@ COLOURS = {"tp": (0, 200, 0), "fp": (230, 0, 0), "fn": (0, 120, 255)}
 
 
 def main(argv) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    params = load_params(parser.parse_args(argv).params)
-    num_classes = params.data.num_classes
+    params = load_stage_params(argv, __doc__)
+    num_classes, thresholds = params.data.num_classes, params.evaluate.thresholds
     stems = read_json(PREPARED / "manifest.json")["splits"]["test"]
     if not stems:
         raise UserError("params.yaml: prepare.test_fraction: the test split is empty; raise it or list test images")
-    truths = {stem: np.load(PREPARED / "test" / "masks" / f"{stem}.npy") for stem in stems}
-    results = {stem: evaluate_image(truths[stem], predicted_labels(stem, num_classes), num_classes)
-               for stem in stems}
+    results, sweep = {}, {t: [] for t in thresholds}
+    for stem in tqdm(stems, desc="evaluate"):  # one image in memory at a time
+        truth = np.load(PREPARED / "test" / "masks" / f"{stem}.npy")
+        results[stem] = evaluate_image(truth, predicted_labels(stem, num_classes, truth.shape), num_classes)
+        foreground, probability = (truth > 0).astype(np.uint8), foreground_probability(stem, truth.shape)
+        for t in thresholds:
+            sweep[t].append(evaluate_image(foreground, (probability >= t).astype(np.uint8), 1))
 
     write_json(METRICS, summarize(list(results.values()), num_classes))
     write_per_image(results, num_classes)
-    if num_classes == 1:
-        write_threshold_sweep(truths, params.evaluate.thresholds)
-    write_overlays(results, truths, params.evaluate.overlays, num_classes)
+    write_threshold_sweep(sweep)
+    write_overlays(results, params.evaluate.overlays, num_classes)
 
 
-def predicted_labels(stem: str, num_classes: int) -> np.ndarray:
+def predicted_labels(stem: str, num_classes: int, shape) -> np.ndarray:
     path = PREDICTIONS / f"{stem}.png"
     if not path.is_file():
         raise UserError(f"{path}: missing prediction; run the predict stage (dvc repro predict)")
-    labels = read_mask(path)
+    labels = _check_shape(path, read_mask(path), shape)
     return (labels > 0).astype(np.uint8) if num_classes == 1 else labels
 
 
-def probability_map(stem: str) -> np.ndarray:
-    png = PREDICTIONS / f"{stem}_prob.png"
+def foreground_probability(stem: str, shape) -> np.ndarray:
+    """(H, W) probability of foreground from <stem>_prob.png or <stem>_prob.npy (uint8 = p * 255)."""
+    png, npy = PREDICTIONS / f"{stem}_prob.png", PREDICTIONS / f"{stem}_prob.npy"
     if png.is_file():
-        return read_mask(png) / 255.0
-    return np.load(PREDICTIONS / f"{stem}_prob.npy").astype(np.float32)
+        path, values = png, read_mask(png)
+    elif npy.is_file():
+        path, values = npy, np.load(npy)
+    else:
+        raise UserError(f"{png}: missing probability map; run the predict stage (dvc repro predict)")
+    probability = values / 255.0 if values.dtype == np.uint8 else values.astype(np.float32)
+    if probability.ndim == 3:
+        probability = 1 - probability[..., 0]
+    return _check_shape(path, probability, shape)
 
 
 def foreground_mean(result: dict, name: str, num_classes: int) -> float:
@@ -69,23 +82,17 @@ def write_per_image(results: dict, num_classes: int) -> None:
             writer.writerow([stem, *scores, *counts])
 
 
-def write_threshold_sweep(truths: dict, thresholds: list[float]) -> None:
-    """Mean Dice and IoU over test images at each threshold of the probability maps."""
-    rows = {t: [] for t in thresholds}
-    for stem, truth in truths.items():
-        probabilities = probability_map(stem)
-        for t in thresholds:
-            rows[t].append(evaluate_image(truth, (probabilities >= t).astype(np.uint8), 1))
+def write_threshold_sweep(sweep: dict) -> None:
     with atomic_file(THRESHOLDS) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["threshold", "dice", "iou"])
-        for t, results in rows.items():
+        for t, results in sweep.items():
             summary = summarize(results, 1)
-            writer.writerow([t, summary["dice"], summary["iou"]])
+            writer.writerow([t, _fmt(summary["dice"]), _fmt(summary["iou"])])
 
 
-def write_overlays(results: dict, truths: dict, count: int, num_classes: int) -> None:
-    """Worst and best test images by Dice: TP green, FP red, FN blue over the grey image."""
+def write_overlays(results: dict, count: int, num_classes: int) -> None:
+    """The `count` worst and best test images by Dice: TP green, FP red, FN blue over the grey image."""
     ranked = sorted((s for s in results if np.isfinite(foreground_mean(results[s], "dice", num_classes))),
                     key=lambda s: (foreground_mean(results[s], "dice", num_classes), s))
     chosen = [("worst", i, s) for i, s in enumerate(ranked[:count])]
@@ -93,23 +100,35 @@ def write_overlays(results: dict, truths: dict, count: int, num_classes: int) ->
     with atomic_dir(OVERLAYS) as out:
         for kind, rank, stem in chosen:
             image = np.load(PREPARED / "test" / "images" / f"{stem}.npy")
-            overlay = colour_overlay(image, truths[stem], predicted_labels(stem, num_classes))
+            truth = np.load(PREPARED / "test" / "masks" / f"{stem}.npy")
+            overlay = colour_overlay(image, truth, predicted_labels(stem, num_classes, truth.shape))
             write_png(out / f"{kind}{rank + 1}_{stem}.png", overlay)
 
 
 def colour_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """RGB uint8: a foreground pixel of the right class is TP; one predicted as another (wrong)
+    class is FP; a missed one (predicted background) is FN."""
     grey = image.mean(axis=-1)
     low, high = np.percentile(grey, [1, 99.8])
     grey = np.clip((grey - low) / max(high - low, 1e-6), 0, 1) * 255
     rgb = np.repeat(grey[..., None], 3, axis=-1)
-    t, p = truth > 0, prediction > 0
-    for mask, colour in ((t & p, COLOURS["tp"]), (~t & p, COLOURS["fp"]), (t & ~p, COLOURS["fn"])):
+    tp = (prediction > 0) & (prediction == truth)
+    fp = (prediction > 0) & (prediction != truth)
+    fn = (truth > 0) & (prediction == 0)
+    for mask, colour in ((tp, COLOURS["tp"]), (fp, COLOURS["fp"]), (fn, COLOURS["fn"])):
         rgb[mask] = 0.45 * rgb[mask] + 0.55 * np.array(colour)
     return rgb.round().astype(np.uint8)
 
 
-def _fmt(value: float) -> str:
-    return "" if np.isnan(value) else f"{value:.6f}"
+def _check_shape(path: Path, array: np.ndarray, shape) -> np.ndarray:
+    if array.shape[:2] != tuple(shape):
+        raise UserError(f"{path}: size {array.shape[:2]} differs from the test mask {tuple(shape)}; "
+                        "rerun the predict stage (dvc repro predict)")
+    return array
+
+
+def _fmt(value) -> str:
+    return "" if value is None or np.isnan(value) else f"{value:.6f}"
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from stages.common import atomic_dir, atomic_file, read_json, run_stage  # noqa:
 from unetseg.errors import UserError  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
-from unetseg.params import Params, load_params  # noqa: E402
+from unetseg.params import Params, Predict, load_params, parse_params  # noqa: E402
 from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
 
@@ -30,13 +30,28 @@ def main(argv) -> None:
     parser.add_argument("--model", help="a .keras model; its preprocessing.json must sit beside it")
     parser.add_argument("--input", help="an image file or a folder of images (.png, .tif, .tiff)")
     parser.add_argument("--output", help="folder for <stem>.png masks and <stem>_prob maps")
+    flags = parser.add_argument_group("overrides of params.yaml's predict section")
+    for key, kind in (("tile_size", int), ("overlap", float), ("batch_size", int), ("threshold", float),
+                      ("min_object_size", int), ("prob_dtype", str), ("blend", str)):
+        flags.add_argument("--" + key.replace("_", "-"), type=kind, dest=key)
+    flags.add_argument("--tta", action="store_true", default=None, help="average over flips")
     args = parser.parse_args(argv)
     if args.input or args.output or args.model:
         if not (args.input and args.output):
             raise UserError("predict: give both --input FILE_OR_DIR and --output DIR (and --model)")
-        predict_files(args)
+        predict_files(args, with_flags(args, load_params(args.params) if Path(args.params).exists() else Params()))
     else:
-        predict_test_split(load_params(args.params))
+        predict_test_split(with_flags(args, load_params(args.params)))
+
+
+def with_flags(args, params: Params) -> Params:
+    """`params` with the predict keys given as flags replaced (validated like params.yaml)."""
+    flags = {key: value for key, value in vars(args).items() if key in Predict.model_fields and value is not None}
+    if not flags:
+        return params
+    raw = params.model_dump()
+    raw["predict"].update(flags)
+    return parse_params(raw, "predict flags")
 
 
 def predict_test_split(params: Params) -> None:
@@ -44,21 +59,20 @@ def predict_test_split(params: Params) -> None:
     stems = read_json(PREPARED / "manifest.json")["splits"]["test"]
     with atomic_dir(OUT) as out:
         for stem in tqdm(stems, desc="predict"):
-            image = np.load(PREPARED / "test" / "images" / f"{stem}.npy")
-            write_prediction(out, stem, predict_probabilities(model, image, params), params)
+            path = PREPARED / "test" / "images" / f"{stem}.npy"
+            write_prediction(out, stem, predict_probabilities(model, np.load(path), params, path), params)
 
 
-def predict_files(args) -> None:
-    params = load_params(args.params) if Path(args.params).exists() else Params()
+def predict_files(args, params: Params) -> None:
+    files = input_files(Path(args.input))
     model_path = Path(args.model or MODEL)
     model = load_model(model_path)
     preprocessing = read_json(model_path.parent / "preprocessing.json")
-    files = input_files(Path(args.input))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     for path in tqdm(files, desc="predict"):
         image = normalize(read_image(path, preprocessing["channels"]), preprocessing["normalization"])
-        write_prediction(output, path.stem, predict_probabilities(model, image, params), params)
+        write_prediction(output, path.stem, predict_probabilities(model, image, params, path), params)
 
 
 def input_files(path: Path) -> list[Path]:
@@ -66,6 +80,10 @@ def input_files(path: Path) -> list[Path]:
         return [path]
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        stems = [p.stem for p in files]
+        if len(set(stems)) < len(stems):  # a.png and a.tif would both be written to a.png
+            twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+            raise UserError(f"{path}: several images named {twice[0]}.*; rename them so each name is unique")
         if files:
             return files
         raise UserError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) found; give a folder of images")
@@ -78,15 +96,21 @@ def load_model(path) -> keras.Model:
     return keras.saving.load_model(path, compile=False)
 
 
-def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params) -> np.ndarray:
+def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params, source: Path) -> np.ndarray:
+    """(H, W, K) float32 model output for a whole normalised (H, W, C) image."""
+    expected = model.input_shape[-1]
+    if expected is not None and image.shape[-1] != expected:
+        raise UserError(f"{source}: {image.shape[-1]} channel(s), but the model expects {expected}; "
+                        "retrain it on data like this (dvc repro) or use a matching model")
     cfg = params.predict
     return predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend,
                          cfg.batch_size, cfg.tta)
 
 
 def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params) -> None:
-    """<stem>.png: labels (binary 0/255, else class ids); <stem>_prob: the probability map(s).
-    Each file appears whole or not at all."""
+    """<stem>.png: labels (binary 0/255, else class ids). <stem>_prob: for one class a PNG of
+    round(p * 255) (uint8) or an (H, W) float16 .npy; for several classes an (H, W, K) .npy of all
+    class probabilities (uint8 round(p * 255), or float16). Each file appears whole or not at all."""
     cfg = params.predict
     labels = remove_small_objects(to_labels(probabilities, cfg.threshold), cfg.min_object_size)
     binary = probabilities.shape[-1] == 1

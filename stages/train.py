@@ -86,16 +86,16 @@ def main(argv) -> None:
         save_model(model, models_dir / "unet.keras")
         preprocessing = {key: read_json(PREPARED)[key] for key in ("channels", "num_classes", "normalization")}
         write_json(models_dir / "preprocessing.json", preprocessing)
-        epochs_run = len(history.history["loss"])
-        write_json(SUMMARY, {
-            "best_epoch": keep_best.best_epoch + 1 if keep_best.best_epoch is not None else None,
-            "best_val_dice": round(keep_best.best, 6),
-            "epochs_run": epochs_run,
-            "wall_time_s": round(wall, 1),
-            "patches_per_s": round(train.count * epochs_run / wall, 1),
-            "device": ", ".join(devices),
-            "parameters": model.count_params(),
-        })
+    epochs_run = len(history.history["loss"])
+    write_json(SUMMARY, {
+        "best_epoch": keep_best.best_epoch + 1 if keep_best.best_epoch is not None else None,
+        "best_val_dice": round(keep_best.best, 6),
+        "epochs_run": epochs_run,
+        "wall_time_s": round(wall, 1),
+        "patches_per_s": round(train.count * epochs_run / wall, 1),
+        "device": ", ".join(devices),
+        "parameters": model.count_params(),
+    })
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -52,12 +53,18 @@ def test_predict_command_errors(tiny_run, tmp_path):
     model = str(tiny_run / "models/unet.keras")
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "twice").mkdir()
+    for name in ("a.png", "a.tif"):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "twice" / name)
     cases = [
         (["--model", model, "--input", "missing", "--output", "o"], "missing: no such file or folder"),
         (["--model", model, "--input", "empty", "--output", "o"], "empty: no images"),
         (["--model", model, "--input", "bad.png", "--output", "o"], "bad.png: cannot read image"),
         (["--model", "nope.keras", "--input", "bad.png", "--output", "o"], "nope.keras: model not found"),
+        (["--model", model, "--input", "twice", "--output", "o"], "twice: several images named a.*"),
         (["--input", "bad.png"], "give both --input FILE_OR_DIR and --output DIR"),
+        (["--model", model, "--input", "bad.png", "--output", "o", "--overlap", "1.5"],
+         "predict flags: predict.overlap: Input should be less than 1"),
     ]
     for args, expected in cases:
         assert expected in error_line(run_stage("predict", tmp_path, *args))
@@ -76,3 +83,54 @@ def test_float16_probabilities_and_small_object_filter(tiny_copy):
     assert run_stage("evaluate", tiny_copy).returncode == 0
     metrics = json.loads((tiny_copy / "reports/metrics.json").read_text())
     assert metrics["recall"] == 0.0
+
+
+def test_predict_command_flags_override_the_params(tiny_run, tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    model = str(tiny_run / "models/unet.keras")
+    args = ["--model", model, "--input", "a.png", "--threshold", "0.999", "--tile-size", "16", "--tta"]
+    assert run_stage("predict", tmp_path, *args, "--output", "high").returncode == 0
+    assert np.asarray(Image.open(tmp_path / "high/a.png")).max() == 0  # an untrained net is never that sure
+    args = ["--model", model, "--input", "a.png", "--prob-dtype", "float16", "--output", "f16"]
+    assert run_stage("predict", tmp_path, *args).returncode == 0
+    assert np.load(tmp_path / "f16/a_prob.npy").shape == (30, 40)
+
+
+def test_stages_refuse_inputs_that_do_not_match(tiny_copy):
+    test = tiny_copy / "data/prepared/test"
+    stem = sorted(test.glob("images/*.npy"))[0].stem
+    prediction = tiny_copy / f"data/predictions/{stem}.png"
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(prediction)
+    assert "differs from the test mask" in error_line(run_stage("evaluate", tiny_copy))
+    np.save(test / f"images/{stem}.npy", np.zeros((20, 20, 3), np.float32))
+    assert f"{stem}.npy: 3 channel(s), but the model expects 1" in error_line(run_stage("predict", tiny_copy))
+    assert prediction.exists()  # the failed stage left the previous outputs as they were
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras when saving
+def test_several_classes_end_to_end(tiny_copy):
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same", activation="softmax")(inputs)).save(
+        tiny_copy / "models/unet.keras")
+    for path in (tiny_copy / "data/prepared/test/masks").glob("*.npy"):
+        mask = np.load(path)
+        mask[:, mask.shape[1] // 2:] *= 2  # class 2 on the right half
+        np.save(path, mask)
+    values = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    values["data"] = {**values.get("data", {}), "num_classes": 3}
+    (tiny_copy / "params.yaml").write_text(yaml.safe_dump(values))
+
+    assert run_stage("predict", tiny_copy).returncode == 0
+    masks = sorted((tiny_copy / "data/predictions").glob("*[!b].png"))
+    assert masks and all(set(np.unique(np.asarray(Image.open(p)))) <= {0, 1, 2} for p in masks)
+    prob = np.load(masks[0].with_name(masks[0].stem + "_prob.npy"))
+    assert prob.dtype == np.uint8 and prob.shape[-1] == 3
+    assert run_stage("evaluate", tiny_copy).returncode == 0
+    metrics = json.loads((tiny_copy / "reports/metrics.json").read_text())
+    assert sorted(metrics["per_class"]) == ["0", "1", "2"] and metrics["n_images"] == 2
+    with open(tiny_copy / "reports/thresholds.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 9
+    assert len(list((tiny_copy / "reports/overlays").iterdir())) == 2

@@ -93,8 +93,8 @@ class OverlapMetric(keras.metrics.Metric):
         return ops.mean(score if self.num_classes == 1 else score[1:])
 
     def reset_state(self):
-        self.intersection.assign(ops.zeros_like(self.intersection))
-        self.total.assign(ops.zeros_like(self.total))
+        self.intersection.assign(ops.zeros(self.intersection.shape))
+        self.total.assign(ops.zeros(self.total.shape))
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "num_classes": self.num_classes}

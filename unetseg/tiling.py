@@ -42,8 +42,8 @@ def padded_size(length: int, tile: int, context: int) -> int:
     return max(length + 2 * context, tile)
 
 
-
 def mirror_pad(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The image at the source indices `rows` x `cols` (from padded_axis)."""
     return image[rows[:, None], cols[None, :]]
 
 

@@ -1,0 +1,68 @@
+"""Peak memory of overlap-tile prediction on one 8000 x 8000 image (goal: well under 2 GiB).
+
+The prediction runs in a child process; its peak RSS comes from resource.getrusage. The image
+(float32) and the output probability map (float32) are whole arrays, 244 MiB each at 8000 x 8000;
+everything else the tiling keeps is one band of tile rows. The model is the shipped default
+architecture (params.yaml) with random weights.
+Run: python benchmarks/predict_memory.py [--size 8000]
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from common import REPO, write_results  # noqa: E402
+
+
+def child(size: int) -> dict:
+    """Predict one random size x size image; report what the parent cannot see from outside."""
+    import keras
+    import numpy as np
+
+    sys.path.insert(0, str(REPO))
+    from unetseg.params import load_params
+    from unetseg.tiling import predict_image
+    from unetseg.unet import build_unet
+
+    params = load_params(REPO / "params.yaml")
+    cfg, m = params.predict, params.model
+    keras.utils.set_random_seed(0)
+    model = build_unet(params.data.channels, 1, m.depth, m.base_filters, m.batchnorm, m.dropout, m.upsampling)
+    model.predict_on_batch(np.zeros((cfg.batch_size, cfg.tile_size, cfg.tile_size, params.data.channels), np.float32))
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    image = np.random.default_rng(0).random((size, size, params.data.channels), dtype=np.float32)
+    started = time.perf_counter()
+    out = predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend, cfg.batch_size)
+    return {"seconds": round(time.perf_counter() - started, 1), "rss_before_image_mib": round(baseline, 1),
+            "input_plus_output_arrays_mib": round((image.nbytes + out.nbytes) / 2**20, 1),
+            "tile_size": cfg.tile_size, "overlap": cfg.overlap, "batch_size": cfg.batch_size,
+            "model": {"depth": m.depth, "base_filters": m.base_filters}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=8000)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.size)))
+        return
+    result = subprocess.run([sys.executable, __file__, "--child", "--size", str(args.size)],
+                            check=True, capture_output=True, text=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    figures = json.loads(result.stdout.splitlines()[-1])
+    write_results("predict_memory", {
+        "image": [args.size, args.size], **figures, "peak_rss_mib": round(peak, 1),
+        "tiling_overhead_mib": round(peak - figures["rss_before_image_mib"] - figures["input_plus_output_arrays_mib"], 1),
+        "goal": "peak well under 2048 MiB",
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+import numpy as np
+
+from unetseg.postprocess import remove_small_objects, to_labels
+
+
+def test_labels_from_probabilities():
+    probabilities = np.array([[[0.2], [0.7]]])
+    assert to_labels(probabilities, 0.5).tolist() == [[0, 1]]
+    assert to_labels(probabilities, 0.8).tolist() == [[0, 0]]
+    three = np.array([[[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]])
+    assert to_labels(three, 0.5).tolist() == [[1, 0]]
+
+
+def test_small_objects_are_removed_per_class_8_connected():
+    labels = np.zeros((8, 8), np.uint8)
+    labels[0, 0] = 1
+    labels[3:6, 3:6] = 1
+    labels[7, 7] = 2
+    labels[6, 6] = 2  # diagonal neighbour: one 2-pixel object
+    assert remove_small_objects(labels, 0) is labels
+    cleaned = remove_small_objects(labels, 2)
+    assert cleaned[0, 0] == 0 and cleaned[4, 4] == 1 and cleaned[7, 7] == 2
+    assert remove_small_objects(labels, 10).sum() == 0
+
+
+def test_small_objects_are_judged_per_class_not_per_foreground():
+    labels = np.zeros((4, 4), np.uint8)
+    labels[1, 1:3] = [1, 2]  # touching, but two 1-pixel objects of different classes
+    assert remove_small_objects(labels, 2).sum() == 0
+    assert remove_small_objects(labels, 1).tolist() == labels.tolist()
