@@ -41,3 +41,16 @@ def test_extract_without_prepared_data_says_what_to_run(tmp_path):
     line = error_line(run_stage("extract", tmp_path))
     assert "data/prepared/manifest.json: not found; run the stage that writes it first" in line
     assert not (tmp_path / "data/patches").exists()
+
+
+def test_extract_refuses_a_stride_that_skips_pixels(tmp_path):
+    (tmp_path / "params.yaml").write_text("extract: {patch_size: 32, stride: 48}\n")
+    line = error_line(run_stage("extract", tmp_path))
+    assert "params.yaml" in line and "extract" in line and "stride must be <= patch_size" in line
+
+
+def test_augment_without_patches_says_what_to_run(tmp_path):
+    (tmp_path / "params.yaml").write_text("{}\n")
+    line = error_line(run_stage("augment", tmp_path))
+    assert "data/patches/train/manifest.json: not found; run the stage that writes it first" in line
+    assert not (tmp_path / "data/augmented").exists()

@@ -1,3 +1,6 @@
+import struct
+import zlib
+
 import numpy as np
 import pytest
 import tifffile
@@ -81,3 +84,34 @@ def test_corrupt_file_names_the_file(tmp_path):
 def test_write_png_refuses_float(tmp_path):
     with pytest.raises(ValueError):
         write_png(tmp_path / "f.png", np.zeros((2, 2), np.float32))
+
+
+def test_16_bit_rgb_tiff_round_trip(tmp_path):
+    rgb16 = RNG.integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "rgb16.tif", rgb16)
+    image = read_image(tmp_path / "rgb16.tif", 3)
+    assert image.dtype == np.uint16 and np.array_equal(image, rgb16)
+
+
+def png_bytes_16_bit_rgb(array):
+    """A minimal 16-bit RGB PNG (Pillow cannot write one)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in array)
+    header = struct.pack(">IIBBBBB", array.shape[1], array.shape[0], 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_16_bit_colour_png_is_refused_rather_than_truncated(tmp_path):
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(png_bytes_16_bit_rgb(RNG.integers(0, 65536, (2, 3, 3), dtype=np.uint16)))
+    with pytest.raises(UserError, match=r"rgb16\.png: 16-bit colour PNG.*re-export it as 16-bit TIFF"):
+        read_image(path, 3)
+
+
+def test_gray_palette_image_reads_as_gray(tmp_path):
+    indices = np.array([[0, 1], [1, 0]], np.uint8)
+    image = Image.fromarray(indices, mode="P")
+    image.putpalette([10, 10, 10, 200, 200, 200] + [0] * 762)
+    image.save(tmp_path / "gp.png")
+    assert read_image(tmp_path / "gp.png", 1)[..., 0].tolist() == [[10, 200], [200, 10]]

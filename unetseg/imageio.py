@@ -60,6 +60,9 @@ def _read_array(path, keep_palette: bool) -> np.ndarray:
             array = tifffile.imread(path)
             return array[0] if array.ndim == 4 else array
         with Image.open(path) as image:
+            if image.format == "PNG" and _is_16_bit_colour_png(path):
+                raise UserError(f"{path}: 16-bit colour PNG, which Pillow can only read as 8-bit; "
+                                "re-export it as 16-bit TIFF or as gray PNG")
             image.load()
             if image.mode == "P" and not keep_palette:
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -68,6 +71,14 @@ def _read_array(path, keep_palette: bool) -> np.ndarray:
             return np.asarray(image)
     except (OSError, ValueError, UnidentifiedImageError) as exc:
         raise _unreadable(path, exc) from None
+
+
+def _is_16_bit_colour_png(path) -> bool:
+    """Pillow silently drops the low byte of 16-bit RGB(A) and gray+alpha PNGs; IHDR tells us."""
+    with open(path, "rb") as file:
+        header = file.read(26)
+    bit_depth, colour_type = header[24], header[25]  # IHDR follows the 8-byte signature
+    return bit_depth == 16 and colour_type in (2, 4, 6)
 
 
 def _unreadable(path, exc) -> UserError:

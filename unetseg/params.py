@@ -72,6 +72,13 @@ class Extract(Section):
     fg_fraction: float = Field(0.33, ge=0, lt=1)
     shard_size: int = Field(256, ge=1)
 
+    @model_validator(mode="after")
+    def _stride_covers_every_pixel(self):
+        if self.stride > self.patch_size:
+            raise ValueError(f"stride must be <= patch_size ({self.patch_size}), or pixels between "
+                             "patches would never be seen")
+        return self
+
 
 class Affine(Probability):
     max_rotation: float = Field(15.0, ge=0, le=180)

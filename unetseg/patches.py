@@ -5,6 +5,8 @@ import numpy as np
 
 def grid_starts(length: int, patch: int, stride: int) -> list[int]:
     """Start offsets along one axis so that every pixel lies in a patch; the last is flush with the end."""
+    if not 1 <= stride <= patch:
+        raise ValueError(f"stride must be in 1..patch ({patch}) to cover every pixel, got {stride}")
     if length <= patch:
         return [0]
     starts = list(range(0, length - patch + 1, stride))
@@ -41,15 +43,28 @@ def grid_corners(shape, patch: int, stride: int) -> list[tuple[int, int]]:
     return [(y, x) for y in grid_starts(shape[0], patch, stride) for x in grid_starts(shape[1], patch, stride)]
 
 
-def foreground_corners(mask: np.ndarray, count: int, patch: int, rng) -> list[tuple[int, int]]:
-    """Corners of `count` patches centred on random foreground pixels, shifted to stay inside."""
+def foreground_centres(mask: np.ndarray, count: int, rng) -> np.ndarray:
+    """`count` random foreground (non-zero) pixels, drawn with replacement: (count, 2) rows and columns.
+
+    A mask without foreground gives none.
+    """
     ys, xs = np.nonzero(mask)
     if not len(ys) or not count:
-        return []
+        return np.empty((0, 2), np.int64)
     picks = rng.integers(len(ys), size=count)
-    top = np.clip(ys[picks] - patch // 2, 0, mask.shape[0] - patch)
-    left = np.clip(xs[picks] - patch // 2, 0, mask.shape[1] - patch)
+    return np.stack([ys[picks], xs[picks]], axis=1)
+
+
+def centred_corners(centres: np.ndarray, shape, patch: int) -> list[tuple[int, int]]:
+    """Corners of patches centred on `centres`, shifted where needed to stay inside an image of `shape`."""
+    top = np.clip(centres[:, 0] - patch // 2, 0, shape[0] - patch)
+    left = np.clip(centres[:, 1] - patch // 2, 0, shape[1] - patch)
     return list(zip(top.tolist(), left.tolist()))
+
+
+def foreground_corners(mask: np.ndarray, count: int, patch: int, rng) -> list[tuple[int, int]]:
+    """Corners of `count` patches centred on random foreground pixels, shifted to stay inside."""
+    return centred_corners(foreground_centres(mask, count, rng), mask.shape, patch)
 
 
 def oversampled_count(n_grid: int, fg_fraction: float) -> int:
@@ -58,18 +73,34 @@ def oversampled_count(n_grid: int, fg_fraction: float) -> int:
 
 
 def cut(image: np.ndarray, mask: np.ndarray, corners, patch: int) -> tuple[np.ndarray, np.ndarray]:
-    images = np.stack([image[y:y + patch, x:x + patch] for y, x in corners])
-    masks = np.stack([mask[y:y + patch, x:x + patch] for y, x in corners])
+    """Patches at the given top-left `corners`: (N, P, P, C) and (N, P, P), N possibly 0."""
+    images = np.empty((len(corners), patch, patch, image.shape[-1]), image.dtype)
+    masks = np.empty((len(corners), patch, patch), mask.dtype)
+    for index, (y, x) in enumerate(corners):
+        images[index], masks[index] = image[y:y + patch, x:x + patch], mask[y:y + patch, x:x + patch]
     return images, masks
+
+
+def grid_patches(image: np.ndarray, mask: np.ndarray, patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """The regular grid of patches over an image at least patch x patch (see `pad_to_patch`)."""
+    return cut(image, mask, grid_corners(mask.shape, patch, stride), patch)
+
+
+def centred_patches(image: np.ndarray, mask: np.ndarray, centres: np.ndarray,
+                    patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Patches centred on `centres` (clamped inside an image at least patch x patch)."""
+    return cut(image, mask, centred_corners(centres, mask.shape, patch), patch)
 
 
 def extract_patches(image: np.ndarray, mask: np.ndarray, patch: int, stride: int,
                     fg_fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
-    """All grid patches of one image plus foreground-centred ones: (N, P, P, C) and (N, P, P).
+    """The grid patches of one image, then foreground-centred ones: (N, P, P, C) and (N, P, P).
 
-    With fg_fraction=0 (as for validation) the patches are the plain grid, an unbiased sample.
+    The foreground-centred patches make up `fg_fraction` of the image's patches (none if its mask
+    is empty). Validation uses fg_fraction=0, the plain grid: an unbiased sample of every pixel
+    once or more, so the validation Dice is not inflated by oversampled foreground.
     """
     image, mask = pad_to_patch(image, mask, patch)
     corners = grid_corners(mask.shape, patch, stride)
-    corners += foreground_corners(mask, oversampled_count(len(corners), fg_fraction), patch, rng)
-    return cut(image, mask, corners, patch)
+    centres = foreground_centres(mask, oversampled_count(len(corners), fg_fraction), rng)
+    return cut(image, mask, corners + centred_corners(centres, mask.shape, patch), patch)
