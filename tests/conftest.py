@@ -2,6 +2,7 @@ import shutil
 
 import pytest
 
+from dvc_project import make_project
 from stage_runner import TINY, run_stage, write_params
 
 STAGES = ["synthesize", "prepare", "extract", "augment", "train", "predict", "evaluate"]
@@ -24,3 +25,15 @@ def tiny_copy(tiny_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(tiny_run, copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def reproduced_project(tmp_path_factory):
+    """A git + DVC copy of this repository, reproduced once on tiny params and committed.
+
+    Shared: tests take a `copy_project` of it before changing anything.
+    """
+    project = make_project(tmp_path_factory.mktemp("reproduced"))
+    project.dvc("repro")
+    project.commit("first run")
+    return project

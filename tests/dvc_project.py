@@ -52,9 +52,11 @@ class DvcProject:
     def params(self) -> dict:
         return yaml.safe_load((self.root / "params.yaml").read_text())
 
+    def write_params(self, params: dict) -> None:
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
     def set_params(self, changes: dict) -> None:
-        merged = deep_update(self.params(), changes)
-        (self.root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+        self.write_params(deep_update(self.params(), changes))
 
     def repro(self, *args) -> set[str]:
         """Run `dvc repro`; return the stages whose command actually ran."""
@@ -84,3 +86,10 @@ def make_project(tmp_path: Path, params: dict | None = None) -> DvcProject:
     project.git("init", "-q")
     project.commit("copy of the project")
     return project
+
+
+def copy_project(project: DvcProject, parent: Path) -> DvcProject:
+    """An independent copy (work tree, git history and DVC cache) that a test may change freely."""
+    root = parent / "project"
+    shutil.copytree(project.root, root, symlinks=True)
+    return DvcProject(root)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from dvc_project import make_project
+from dvc_project import copy_project
 
 pytestmark = pytest.mark.e2e
 
@@ -12,11 +12,8 @@ STAGES = ["synthesize", "prepare", "extract", "augment", "train", "predict", "ev
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("e2e"))
-    project.dvc("repro")
-    project.commit("first run")
-    return project
+def project(reproduced_project, tmp_path_factory):
+    return copy_project(reproduced_project, tmp_path_factory.mktemp("e2e"))
 
 
 def test_repro_runs_every_stage_and_writes_the_metrics(project):

@@ -1,0 +1,160 @@
+"""Which knob and which module reruns what: one table, checked against `dvc status` and README.md.
+
+For every key in params.yaml and every module of the code, the test changes it in a reproduced
+copy of the project and asserts that `dvc status` marks stale exactly the stages the table names:
+the stages that read it. (The stages after them rerun only if an output they read changes.)
+"""
+
+import re
+
+import pytest
+from dvc.repo import Repo
+
+from dvc_project import REPO
+
+pytestmark = pytest.mark.e2e
+
+ALL = {"synthesize", "prepare", "extract", "augment", "train", "predict", "evaluate"}
+
+# knob (a params key, or a whole section with ".*") -> the stages that read it. Mirrored in README.md.
+PARAM_READERS = {
+    "base.seed": {"synthesize", "prepare", "extract", "augment", "train"},
+    "data.images": {"prepare"},
+    "data.masks": {"prepare"},
+    "data.num_classes": {"prepare", "train", "evaluate"},
+    "data.channels": {"prepare"},
+    "synthesize.*": {"synthesize"},
+    "prepare.*": {"prepare"},
+    "extract.*": {"extract"},
+    "augment.*": {"augment"},
+    "model.*": {"train"},
+    "train.*": {"train"},
+    "predict.*": {"predict"},
+    "evaluate.*": {"evaluate"},
+}
+
+# module -> the stages whose code imports it (directly or through another module)
+MODULE_READERS = {
+    "stages/common.py": ALL,
+    "unetseg/errors.py": ALL,
+    "unetseg/params.py": ALL,
+    "unetseg/imageio.py": {"synthesize", "prepare", "predict", "evaluate"},
+    "stages/synthesize.py": {"synthesize"},
+    "unetseg/synthetic.py": {"synthesize"},
+    "stages/prepare.py": {"prepare"},
+    "unetseg/dataset.py": {"prepare"},
+    "unetseg/normalize.py": {"prepare", "predict"},
+    "stages/extract.py": {"extract"},
+    "unetseg/patches.py": {"extract", "predict"},
+    "unetseg/shards.py": {"extract", "augment", "train"},
+    "stages/augment.py": {"augment"},
+    "unetseg/augment.py": {"augment"},
+    "stages/train.py": {"train"},
+    "unetseg/unet.py": {"train"},
+    "unetseg/losses.py": {"train"},
+    "unetseg/training.py": {"train"},
+    "stages/predict.py": {"predict"},
+    "unetseg/tiling.py": {"predict"},
+    "unetseg/postprocess.py": {"predict"},
+    "stages/evaluate.py": {"evaluate"},
+    "unetseg/metrics.py": {"evaluate"},
+}
+
+
+def leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def readers_of(key: str) -> set[str]:
+    section = key.split(".")[0] + ".*"
+    exact = [name for name in PARAM_READERS if key == name or key.startswith(name + ".")]
+    assert exact or section in PARAM_READERS, f"{key} is missing from PARAM_READERS (and README.md)"
+    return PARAM_READERS[exact[0]] if exact else PARAM_READERS[section]
+
+
+def changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "_changed"
+    if isinstance(value, list):
+        return value + value[-1:] if value else [0]
+    return "changed"
+
+
+def set_leaf(tree: dict, key: str, value) -> None:
+    *path, last = key.split(".")
+    for part in path:
+        tree = tree[part]
+    tree[last] = value
+
+
+def stale(project) -> set[str]:
+    with Repo(str(project.root)) as repo:
+        return {name.split(":")[-1] for name in repo.status()}
+
+
+def params_cases():
+    import yaml
+
+    return [key for key, _ in leaves(yaml.safe_load((REPO / "params.yaml").read_text()))]
+
+
+@pytest.fixture(scope="module")
+def project(reproduced_project, tmp_path_factory):
+    from dvc_project import copy_project
+
+    project = copy_project(reproduced_project, tmp_path_factory.mktemp("caching_map"))
+    assert stale(project) == set()
+    return project
+
+
+@pytest.mark.parametrize("key", params_cases())
+def test_a_param_marks_stale_exactly_the_stages_that_read_it(project, key):
+    original = project.params()
+    params = project.params()
+    value = dict(leaves(params))[key]
+    set_leaf(params, key, changed(value))
+    project.write_params(params)
+    try:
+        assert stale(project) == readers_of(key)
+    finally:
+        project.write_params(original)
+
+
+@pytest.mark.parametrize("module", sorted(MODULE_READERS))
+def test_editing_a_module_marks_stale_exactly_the_stages_that_import_it(project, module):
+    path = project.root / module
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# edited\n")
+    try:
+        assert stale(project) == MODULE_READERS[module]
+    finally:
+        path.write_bytes(original)
+
+
+def test_the_module_table_covers_every_module():
+    modules = {str(path.relative_to(REPO)) for folder in ("stages", "unetseg")
+               for path in (REPO / folder).glob("*.py") if path.name != "__init__.py"}
+    assert modules == set(MODULE_READERS)
+
+
+def readme_table() -> dict[str, set[str]]:
+    """The "Which knob reruns what" table of README.md: `knob` | stage, stage, ..."""
+    text = (REPO / "README.md").read_text().split("## Which knob reruns what", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for knobs, stages in re.findall(r"^\| (`.+?) \| (.+?) \|", text, re.MULTILINE):
+        readers = ALL if stages.strip() == "all" else {s.strip() for s in stages.split(",")}
+        for knob in re.findall(r"`([^`]+)`", knobs):
+            table[knob] = readers
+    return table
+
+
+def test_the_readme_table_is_the_test_table():
+    assert readme_table() == PARAM_READERS

@@ -1,0 +1,113 @@
+"""The DVC workflows a team relies on, each on a private copy of a reproduced tiny project:
+run-cache, experiments and queued sweeps, diffs between commits, and interrupted runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dvc_project import copy_project
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def project(reproduced_project, tmp_path):
+    return copy_project(reproduced_project, tmp_path)
+
+
+def cache_files(project) -> set[str]:
+    cache = project.root / ".dvc" / "cache"
+    return {str(path.relative_to(cache)) for path in cache.rglob("*") if path.is_file()}
+
+
+def test_changing_a_param_back_restores_training_from_the_run_cache(project):
+    trained = project.lock()["stages"]["train"]["outs"]
+    project.set_params({"train": {"epochs": 3}})
+    assert "train" in project.repro()
+    project.set_params({"train": {"epochs": 2}})
+    output = project.dvc("repro").stdout
+    assert "Running stage 'train'" not in output, "the training command ran again"
+    assert "Stage 'train' is cached - skipping run, checking out outputs" in output
+    assert project.lock()["stages"]["train"]["outs"] == trained
+    assert project.stale_stages() == set()
+
+
+def exp_rows(project) -> list[dict]:
+    """`dvc exp show --json`, flattened: one {name, params, metrics} per experiment."""
+    rows = []
+    for commit in json.loads(project.dvc("exp", "show", "--json").stdout):
+        for experiment in commit.get("experiments") or []:
+            for revision in experiment["revs"]:
+                data = revision["data"]
+                rows.append({"name": revision.get("name"),
+                             "params": data["params"]["params.yaml"]["data"],
+                             "metrics": {path: value["data"] for path, value in data["metrics"].items()}})
+    return rows
+
+
+def test_an_experiment_and_a_queued_sweep_show_their_params_and_metrics(project):
+    project.dvc("exp", "run", "-n", "three-epochs", "-S", "train.epochs=3")
+    project.dvc("exp", "run", "--queue", "-S", "predict.threshold=0.3,0.7")
+    project.dvc("queue", "start")
+    deadline = time.monotonic() + 300
+    while ("Queued" in (status := project.dvc("queue", "status").stdout) or "Running" in status):
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert status.count("Success") == 2, status
+
+    rows = exp_rows(project)
+    assert len(rows) == 3
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["three-epochs"]["params"]["train"]["epochs"] == 3
+    assert by_name["three-epochs"]["metrics"]["reports/train.json"]["epochs_run"] == 3
+    assert sorted(row["params"]["predict"]["threshold"] for row in rows) == [0.3, 0.5, 0.7]
+    for row in rows:
+        assert {"dice", "iou", "precision", "recall", "n_images"} <= row["metrics"]["reports/metrics.json"].keys()
+
+
+def test_metrics_params_and_plots_diff_between_two_commits(project):
+    project.set_params({"prepare": {"test_fraction": 0.375}})
+    project.dvc("repro")
+    project.commit("three test images")
+
+    metrics = json.loads(project.dvc("metrics", "diff", "HEAD~1", "--json").stdout)
+    n_images = metrics["reports/metrics.json"]["n_images"]
+    assert (n_images["old"], n_images["new"]) == (2, 3)
+    assert "dice" in metrics["reports/metrics.json"]
+
+    params = json.loads(project.dvc("params", "diff", "HEAD~1", "--json").stdout)
+    change = params["params.yaml"]["prepare.test_fraction"]
+    assert (change["old"], change["new"]) == (0.25, 0.375)
+
+    plots = json.loads(project.dvc("plots", "diff", "HEAD~1", "--json").stdout)
+    rows = plots["data"]["Dice per test image"][0]["content"]["data"]["values"]
+    images_per_revision = {rev: sum(row["rev"] == rev for row in rows) for rev in ("HEAD~1", "workspace")}
+    assert images_per_revision == {"HEAD~1": 2, "workspace": 3}
+
+
+def test_a_run_killed_during_training_commits_nothing_and_the_next_repro_completes(project):
+    project.set_params({"train": {"epochs": 60, "early_stopping_patience": 60}})
+    lock, cached = (project.root / "dvc.lock").read_text(), cache_files(project)
+    first_epoch = project.root / "reports" / "live" / "metrics.json"
+    run = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=project.root, env=project.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not first_epoch.exists():
+        assert run.poll() is None, "dvc repro ended before training was under way"
+        assert time.monotonic() < deadline, "training did not log an epoch in time"
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)  # dvc and the training process with it
+    run.wait()
+
+    assert (project.root / "dvc.lock").read_text() == lock
+    assert cache_files(project) == cached
+    assert "train" in project.stale_stages()
+
+    assert "train" in project.repro()
+    assert project.stale_stages() == set()
+    assert project.lock()["stages"]["train"]["params"]["params.yaml"]["train.epochs"] == 60
