@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
-from unetseg.shards import ShardWriter, iter_shards, read_manifest
+from unetseg.errors import UserError
+from unetseg.shards import ShardWriter, iter_shards, patch_files, read_manifest
 
 
 def patches(n, start=0):
@@ -32,3 +34,19 @@ def test_foreground_fraction_and_memory_maps(tmp_path):
 def test_empty_writer_gives_an_empty_manifest(tmp_path):
     manifest = ShardWriter(tmp_path, 4, 1, 5).close()
     assert manifest["count"] == 0 and manifest["shards"] == [] and list(iter_shards(tmp_path)) == []
+
+
+def test_a_missing_manifest_is_a_one_line_user_error(tmp_path):
+    with pytest.raises(UserError, match=r"manifest\.json: not found; run the stage that writes these shards"):
+        read_manifest(tmp_path / "nowhere")
+
+
+def test_patch_files_read_any_patches_in_any_order(tmp_path):
+    writer = ShardWriter(tmp_path, 4, 2, shard_size=3)
+    images, masks = patches(7)
+    writer.add(images, masks)
+    writer.close()
+    files = patch_files(tmp_path)
+    assert [len(image_file) for image_file, _ in files] == [3, 3, 1]
+    np.testing.assert_array_equal(files[1][0].read([2, 0, 2]), images[[5, 3, 5]])
+    np.testing.assert_array_equal(files[2][1].read([0]), masks[[6]])

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from stage_runner import error_line, run_stage, write_params  # noqa: E402
-from unetseg.shards import read_manifest  # noqa: E402
+from unetseg.shards import ShardWriter, read_manifest  # noqa: E402
 from unetseg.training import ShardBatches, random_flips, save_model  # noqa: E402
 
 
@@ -88,6 +88,16 @@ def test_shard_batches_cover_every_patch_once_per_epoch_in_a_seeded_order(tiny_r
     assert epoch1[0][1].shape[-1] == 1 and epoch1[0][1].dtype == np.float32
 
 
+def test_batches_mix_patches_from_every_shard(tmp_path):
+    writer = ShardWriter(tmp_path, patch_size=2, channels=1, shard_size=8)
+    values = np.arange(32, dtype=np.float32)
+    writer.add(values[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32), np.zeros((32, 2, 2), np.uint8))
+    writer.close()
+    batches = [images[:, 0, 0, 0] for images, _ in ShardBatches(tmp_path, batch_size=8, seed=0)]
+    assert sorted(np.concatenate(batches).tolist()) == values.tolist()
+    assert all(len(set((batch // 8).tolist())) > 1 for batch in batches), "each batch spans several shards"
+
+
 def test_random_flips_move_image_and_mask_together():
     rng = np.random.default_rng(0)
     images = rng.random((16, 6, 6, 1)).astype(np.float32)
@@ -104,3 +114,14 @@ def test_strategy_follows_the_devices():
     assert choose_strategy(1, None) == "default"
     assert choose_strategy(4, None) == "mirrored"
     assert choose_strategy(2, '{"cluster": {}}') == "multi_worker_mirrored"
+
+
+def test_the_loss_is_a_param(tiny_run, tiny_copy):
+    params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    params["train"].update({"loss": "bce_dice", "bce_weight": 0.5, "dice_weight": 1.0})
+    write_params(tiny_copy, params)
+    result = run_stage("train", tiny_copy)
+    assert result.returncode == 0, result.stderr
+    dice_loss = float((tiny_run / "reports/live/plots/metrics/train/loss.tsv").read_text().splitlines()[1].split("\t")[-1])
+    bce_dice_loss = float((tiny_copy / "reports/live/plots/metrics/train/loss.tsv").read_text().splitlines()[1].split("\t")[-1])
+    assert bce_dice_loss != dice_loss, "the logged loss is the chosen one"

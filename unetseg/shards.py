@@ -5,9 +5,12 @@ A directory holds `images-00000.npy` (N, P, P, C) float32, `masks-00000.npy` (N,
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+
+from unetseg.errors import UserError
 
 MANIFEST = "manifest.json"
 
@@ -74,7 +77,10 @@ class ShardWriter:
 
 
 def read_manifest(directory) -> dict:
-    return json.loads((Path(directory) / MANIFEST).read_text())
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise UserError(f"{path}: not found; run the stage that writes these shards first (dvc repro)")
+    return json.loads(path.read_text())
 
 
 def iter_shards(directory, mmap: bool = True):
@@ -84,3 +90,38 @@ def iter_shards(directory, mmap: bool = True):
     for shard in read_manifest(directory)["shards"]:
         yield (np.load(directory / shard["images"], mmap_mode=mode),
                np.load(directory / shard["masks"], mmap_mode=mode))
+
+
+class PatchFile:
+    """Random access to the patches of one .npy shard by plain reads, not a memory map.
+
+    Pages that a memory map touched stay in the process's resident memory until the kernel needs
+    them back; reading only the requested patches keeps the reader's memory flat however many
+    patches an epoch visits.
+    """
+
+    def __init__(self, path):
+        header = np.load(path, mmap_mode="r")  # maps the file, but reads only its header
+        self.shape, self.dtype, self.offset = header.shape, header.dtype, header.offset
+        del header
+        self.patch_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.path = Path(path)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, indices) -> np.ndarray:
+        """The patches at `indices`, stacked in that order."""
+        out = np.empty((len(indices), *self.shape[1:]), self.dtype)
+        with open(self.path, "rb") as file:
+            for row, index in enumerate(indices):
+                data = os.pread(file.fileno(), self.patch_bytes, self.offset + int(index) * self.patch_bytes)
+                out[row] = np.frombuffer(data, self.dtype).reshape(self.shape[1:])
+        return out
+
+
+def patch_files(directory) -> list[tuple[PatchFile, PatchFile]]:
+    """(images, masks) readers per shard, in manifest order."""
+    directory = Path(directory)
+    return [(PatchFile(directory / shard["images"]), PatchFile(directory / shard["masks"]))
+            for shard in read_manifest(directory)["shards"]]

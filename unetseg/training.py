@@ -9,14 +9,16 @@ import keras
 import numpy as np
 
 from unetseg.errors import UserError
-from unetseg.shards import iter_shards, read_manifest
+from unetseg.shards import patch_files, read_manifest
 
 
 class ShardBatches:
-    """Shuffled batches streamed shard by shard; epoch e is shuffled by default_rng([seed, e]).
+    """Batches in a seeded global order over all shards; epoch e is shuffled by default_rng([seed, e]).
 
-    Only one shard (plus a partial batch) is in memory at a time. With `flips`, each patch is
-    also flipped at random along each axis. Masks come as (N, P, P, 1) targets.
+    Each batch reads just its own patches from the shard files, wherever they are, so the dataset
+    need not fit in memory. (Shuffling within a shard only would fill a batch with patches of the
+    few images that shard came from.) With `flips`, each patch is also flipped at random along
+    each axis. Masks come as (N, P, P, 1) targets.
     """
 
     def __init__(self, directory, batch_size: int, seed: int, shuffle: bool = True, flips: bool = False):
@@ -32,23 +34,26 @@ class ShardBatches:
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
-        shards = list(iter_shards(self.directory))
-        order = rng.permutation(len(shards)) if self.shuffle else range(len(shards))
-        images, masks = self._empty(), self._empty(masks=True)
-        for shard in order:
-            shard_images, shard_masks = shards[shard]
-            picks = rng.permutation(len(shard_images)) if self.shuffle else np.arange(len(shard_images))
-            images = np.concatenate([images, np.asarray(shard_images)[picks]])
-            masks = np.concatenate([masks, np.asarray(shard_masks)[picks]])
-            while len(images) >= self.batch_size:
-                yield self._batch(images[: self.batch_size], masks[: self.batch_size], rng)
-                images, masks = images[self.batch_size:], masks[self.batch_size:]
-        if len(images):
+        shards = patch_files(self.directory)
+        sizes = [len(masks) for _, masks in shards]
+        shard_of = np.repeat(np.arange(len(shards)), sizes)
+        index_in_shard = np.concatenate([np.arange(size) for size in sizes]) if shards else np.empty(0, int)
+        order = rng.permutation(self.count) if self.shuffle else np.arange(self.count)
+        for start in range(0, self.count, self.batch_size):
+            picks = order[start:start + self.batch_size]
+            images, masks = self._read(shards, shard_of[picks], index_in_shard[picks])
             yield self._batch(images, masks, rng)
 
-    def _empty(self, masks=False):
-        size = self.patch_size
-        return np.empty((0, size, size), np.uint8) if masks else np.empty((0, size, size, self.channels), np.float32)
+    @staticmethod
+    def _read(shards, shard_of, index_in_shard):
+        """The picked patches in pick order, with one read per patch."""
+        images = np.empty((len(shard_of), *shards[0][0].shape[1:]), np.float32)
+        masks = np.empty((len(shard_of), *shards[0][1].shape[1:]), np.uint8)
+        for shard in np.unique(shard_of):
+            rows = np.flatnonzero(shard_of == shard)
+            images[rows] = shards[shard][0].read(index_in_shard[rows])
+            masks[rows] = shards[shard][1].read(index_in_shard[rows])
+        return images, masks
 
     def _batch(self, images, masks, rng):
         if self.flips:
