@@ -1,15 +1,20 @@
-"""Stage prepare: check the dataset, normalise intensities, split by image, write arrays + manifest."""
+"""Stage prepare: check the dataset, normalise intensities, split by image, write arrays + manifest,
+and report what the dataset holds (reports/data.json)."""
 
+import sys
 
 import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, run_stage, write_json
-from unetseg.dataset import SPLITS, check_explicit_split, check_pair, find_pairs, mask_to_classes, split_stems
+from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_trainable, find_pairs,
+                             integrity_report, integrity_warnings, mask_to_classes, resolve_channels,
+                             split_stems)
 from unetseg.imageio import read_image, read_mask
 from unetseg.normalize import dataset_statistics, normalize
 
 OUT = "data/prepared"
+REPORT = "reports/data.json"
 
 
 def main(argv) -> None:
@@ -17,24 +22,29 @@ def main(argv) -> None:
     data, cfg = params.data, params.prepare
 
     pairs = find_pairs(data.images, data.masks)
-    summaries = {stem: check_pair(image, mask, data.num_classes, data.channels)
-                 for stem, image, mask in tqdm(pairs, desc="check")}
+    summaries = {stem: check_pair(image, mask, data.num_classes) for stem, image, mask in tqdm(pairs, desc="check")}
     stems = [stem for stem, _, _ in pairs]
     splits = (check_explicit_split(cfg.split.model_dump(), stems) if cfg.split
               else split_stems(stems, cfg.val_fraction, cfg.test_fraction, params.base.seed))
+    check_trainable(summaries, splits["train"])
+    channels = resolve_channels(data.channels, summaries)
+    report = integrity_report(summaries, splits, data.channels, channels)
+    for warning in integrity_warnings(report, cfg.normalize):
+        print(f"warning: {warning}", file=sys.stderr)
     split_of = {stem: name for name, members in splits.items() for stem in members}
     sources = {stem: (image, mask) for stem, image, mask in pairs}
-    spec = normalization_spec(cfg, [sources[s][0] for s in splits["train"]], data.channels)
+    spec = normalization_spec(cfg, [sources[s][0] for s in splits["train"]], channels)
 
     with atomic_dir(OUT) as out:
         for stem, (image_path, mask_path) in tqdm(sources.items(), desc="prepare"):
             folder = out / split_of[stem]
             (folder / "images").mkdir(parents=True, exist_ok=True)
             (folder / "masks").mkdir(parents=True, exist_ok=True)
-            image = normalize(read_image(image_path, data.channels), spec)
+            image = normalize(read_image(image_path, channels), spec)
             np.save(folder / "images" / f"{stem}.npy", image)
             np.save(folder / "masks" / f"{stem}.npy", mask_to_classes(read_mask(mask_path), data.num_classes, mask_path))
-        write_json(out / "manifest.json", manifest(data, spec, splits, sources, summaries))
+        write_json(out / "manifest.json", manifest(channels, data.num_classes, spec, splits, sources, summaries))
+        write_json(REPORT, report)
 
 
 def normalization_spec(cfg, train_images, channels: int) -> dict:
@@ -44,7 +54,7 @@ def normalization_spec(cfg, train_images, channels: int) -> dict:
     return spec
 
 
-def manifest(data, spec, splits, sources, summaries) -> dict:
+def manifest(channels: int, num_classes: int, spec, splits, sources, summaries) -> dict:
     def fraction(members):
         pixels = sum(np.prod(summaries[s]["shape"]) for s in members)
         fg = sum(np.prod(summaries[s]["shape"]) * summaries[s]["foreground_fraction"] for s in members)
@@ -52,8 +62,8 @@ def manifest(data, spec, splits, sources, summaries) -> dict:
 
     split_of = {stem: name for name, members in splits.items() for stem in members}
     return {
-        "channels": data.channels,
-        "num_classes": data.num_classes,
+        "channels": channels,
+        "num_classes": num_classes,
         "normalization": spec,
         "splits": splits,
         "counts": {name: len(splits[name]) for name in SPLITS},

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
-from unetseg.dataset import (check_explicit_split, check_pair, find_pairs, list_images, mask_to_classes,
-                             split_stems)
+from unetseg.dataset import (check_explicit_split, check_pair, check_trainable, find_pairs, integrity_report,
+                             integrity_warnings, list_images, mask_to_classes, resolve_channels, split_stems)
 from unetseg.errors import UserError
 
 
@@ -55,13 +56,78 @@ def test_check_pair_refuses_a_mask_of_another_size(tmp_path):
     image = make_folder(tmp_path / "images", ["a.png"], shape=(6, 8)) / "a.png"
     mask = make_folder(tmp_path / "masks", ["a.png"], shape=(6, 9)) / "a.png"
     with pytest.raises(UserError, match=r"mask is 6x9 but image .* is 6x8"):
-        check_pair(image, mask, 1, 1)
+        check_pair(image, mask, 1)
 
 
 def test_check_pair_summarises(tmp_path):
     image = make_folder(tmp_path / "images", ["a.png"]) / "a.png"
     mask = make_folder(tmp_path / "masks", ["a.png"]) / "a.png"
-    assert check_pair(image, mask, 1, 1) == {"shape": [6, 8], "foreground_fraction": 6 / 48}
+    assert check_pair(image, mask, 1) == {"shape": [6, 8], "dtype": "uint8", "colour": False,
+                                          "class_pixels": [42, 6], "foreground_fraction": 6 / 48}
+
+
+def test_check_pair_counts_every_class_and_tells_colour_from_gray_rgb(tmp_path):
+    (tmp_path / "images").mkdir()
+    rgb = np.zeros((4, 4, 3), np.uint16)
+    rgb[..., 0] = 1000
+    tifffile.imwrite(tmp_path / "images" / "c.tif", rgb)
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8)).save(tmp_path / "images" / "g.png")
+    mask = make_folder(tmp_path / "masks", ["m.png"], shape=(4, 4), value=2) / "m.png"
+    colour = check_pair(tmp_path / "images" / "c.tif", mask, 3)
+    assert (colour["dtype"], colour["colour"], colour["class_pixels"]) == ("uint16", True, [12, 0, 4])
+    assert check_pair(tmp_path / "images" / "g.png", mask, 3)["colour"] is False
+
+
+def summary(shape=(6, 8), dtype="uint8", colour=False, class_pixels=(40, 8)):
+    total = sum(class_pixels)
+    return {"shape": list(shape), "dtype": dtype, "colour": colour, "class_pixels": list(class_pixels),
+            "foreground_fraction": 1 - class_pixels[0] / total}
+
+
+def test_auto_channels_follow_the_data():
+    gray = {"a": summary(), "b": summary()}
+    assert resolve_channels("auto", gray) == 1
+    assert resolve_channels("auto", {**gray, "c": summary(colour=True)}) == 3
+    assert resolve_channels(1, {"c": summary(colour=True)}) == 1
+
+
+def test_integrity_report_counts_sizes_dtypes_classes_and_empty_masks():
+    summaries = {"a": summary(), "b": summary(shape=(10, 4), dtype="uint16", class_pixels=(40, 0)),
+                 "c": summary(colour=True, class_pixels=(24, 24))}
+    splits = {"train": ["a", "c"], "val": [], "test": ["b"]}
+    report = integrity_report(summaries, splits, "auto", 3)
+    assert report == {
+        "images": 3, "split": {"train": 2, "val": 0, "test": 1},
+        "height": {"min": 6, "max": 10}, "width": {"min": 4, "max": 8}, "distinct_sizes": 2,
+        "dtypes": {"uint16": 1, "uint8": 2}, "colour_images": 1, "channels": {"param": "auto", "used": 3},
+        "class_pixel_fraction": {"0": round(104 / 136, 6), "1": round(32 / 136, 6)},
+        "empty_masks": {"count": 1, "images": ["b"]},
+    }
+
+
+def test_warnings_name_what_is_odd():
+    summaries = {"a": summary(class_pixels=(999, 1)), "b": summary(class_pixels=(1000, 0)),
+                 "c": summary(colour=True, dtype="uint16", class_pixels=(1000, 0))}
+    report = integrity_report(summaries, {"train": ["a", "b", "c"], "val": [], "test": []}, 1, 1)
+    warnings = integrity_warnings(report, "dataset")
+    assert len(warnings) == 4
+    assert warnings[0].startswith("2 of 3 masks are empty (background only), e.g. 'b'")
+    assert warnings[1].startswith("class 1 covers only 0.03% of all pixels (extreme imbalance)")
+    assert warnings[2].startswith("1 colour image(s) are read as gray because data.channels=1")
+    assert warnings[3].startswith("images mix uint16 and uint8 while prepare.normalize=dataset")
+    assert integrity_warnings(integrity_report({"a": summary()}, {"train": ["a"]}, 1, 1), "percentile") == []
+
+
+def test_a_class_in_no_mask_is_a_warning():
+    report = integrity_report({"a": summary(class_pixels=(30, 18, 0))}, {"train": ["a"]}, 1, 1)
+    assert integrity_warnings(report, "percentile") == ["class 2 appears in no mask; check data.num_classes"]
+
+
+def test_training_masks_all_empty_is_refused():
+    summaries = {"a": summary(class_pixels=(48, 0)), "b": summary()}
+    check_trainable(summaries, ["a", "b"])
+    with pytest.raises(UserError, match=r"data.masks: all 1 training masks are empty"):
+        check_trainable(summaries, ["a"])
 
 
 @pytest.mark.parametrize("values", [[0, 255], [0, 1], [0], [255], [1]])

@@ -82,6 +82,11 @@ def break_png(root):
     (root / "raw/images/img3.png").write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
 
 
+def all_masks_empty(root):
+    for path in (root / "raw/masks").iterdir():
+        Image.fromarray(np.zeros(SIZE, np.uint8)).save(path)
+
+
 def empty_folder(root):
     for path in (root / "raw/images").iterdir():
         path.unlink()
@@ -107,11 +112,12 @@ def patch_size_100(root):
         (break_mask_value, r"raw/masks/img2\.png: mask value 7 is not valid for data\.num_classes=1"),
         (break_png, r"raw/images/img3\.png: cannot read image"),
         (empty_folder, r"raw/images: no images .* point data\.images"),
+        (all_masks_empty, r"data\.masks: all 4 training masks are empty .* nothing to learn"),
         (unknown_key, r"params\.yaml: unknown key 'prepare\.val_fracton'"),
         (wrong_type, r"params\.yaml: train\.epochs: Input should be a valid integer"),
         (patch_size_100, r"params\.yaml: extract\.patch_size=100 must be divisible by 2\*\*model\.depth = 16"),
     ],
-    ids=["image without mask", "mask of another size", "mask value 7", "corrupt png", "empty folder",
+    ids=["image without mask", "mask of another size", "mask value 7", "corrupt png", "empty folder", "all masks empty",
          "unknown params key", "wrong type", "patch_size 100 with depth 4"],
 )
 def test_bad_input_gives_one_line_exit_2_and_no_output(dataset, breakage, expected):
@@ -128,3 +134,16 @@ def test_a_failed_rerun_keeps_the_previous_output_whole(dataset):
     break_mask_value(dataset)
     assert run_stage("prepare", dataset).returncode == 2
     assert (dataset / "data/prepared/manifest.json").read_bytes() == before
+
+
+def test_prepare_reports_the_dataset_and_warns_about_empty_masks(dataset):
+    Image.fromarray(np.zeros(SIZE, np.uint8)).save(dataset / "raw/masks/img5.png")
+    result = run_stage("prepare", dataset)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == ["warning: 1 of 6 masks are empty (background only), e.g. 'img5': fine for true "
+                        "negatives, otherwise check those masks"]
+    report = json.loads((dataset / "reports/data.json").read_text())
+    assert report["images"] == 6 and report["split"] == {"train": 4, "val": 1, "test": 1}
+    assert report["empty_masks"] == {"count": 1, "images": ["img5"]}
+    assert report["channels"] == {"param": "auto", "used": 1}

@@ -1,11 +1,12 @@
 """Find image/mask pairs, check their integrity before any work, and split them by image."""
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from unetseg.errors import UserError
-from unetseg.imageio import IMAGE_SUFFIXES, read_image, read_mask
+from unetseg.imageio import IMAGE_SUFFIXES, is_colour, read_mask, read_native
 
 SPLITS = ("train", "val", "test")
 
@@ -59,15 +60,77 @@ def mask_to_classes(mask: np.ndarray, num_classes: int, path) -> np.ndarray:
     return mask.astype(np.uint8)
 
 
-def check_pair(image_path, mask_path, num_classes: int, channels: int) -> dict:
+def check_pair(image_path, mask_path, num_classes: int) -> dict:
     """Decode one pair fully, check sizes and mask values (one pair in memory at a time); summarise it."""
-    image_shape = read_image(image_path, channels).shape[:2]
+    image = read_native(image_path)
     mask = read_mask(mask_path)
-    if mask.shape[:2] != tuple(image_shape):
+    if mask.shape[:2] != image.shape[:2]:
         raise UserError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
-                        f"{image_shape[0]}x{image_shape[1]} (height x width); they must match")
+                        f"{image.shape[0]}x{image.shape[1]} (height x width); they must match")
     classes = mask_to_classes(mask, num_classes, mask_path)
-    return {"shape": [int(s) for s in image_shape], "foreground_fraction": float(np.mean(classes > 0))}
+    class_pixels = np.bincount(classes.ravel(), minlength=max(num_classes, 2))
+    return {"shape": [int(s) for s in image.shape[:2]], "dtype": str(image.dtype), "colour": is_colour(image),
+            "class_pixels": class_pixels.tolist(), "foreground_fraction": float(1 - class_pixels[0] / classes.size)}
+
+
+def resolve_channels(channels, summaries: dict[str, dict]) -> int:
+    """data.channels, or for "auto": 3 if any image is in colour, else 1."""
+    if channels != "auto":
+        return channels
+    return 3 if any(summary["colour"] for summary in summaries.values()) else 1
+
+
+def check_trainable(summaries: dict[str, dict], train: list[str]) -> None:
+    if not any(summaries[stem]["foreground_fraction"] > 0 for stem in train):
+        raise UserError(f"data.masks: all {len(train)} training masks are empty (background only), so there is "
+                        "nothing to learn; check the masks (foreground must be non-zero)")
+
+
+def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], channels_param, channels: int) -> dict:
+    """What prepare found in the dataset: counts, sizes, dtypes, colour, class pixel fractions, empty masks."""
+    heights = [summary["shape"][0] for summary in summaries.values()]
+    widths = [summary["shape"][1] for summary in summaries.values()]
+    class_pixels = np.sum([summary["class_pixels"] for summary in summaries.values()], axis=0)
+    empty = sorted(stem for stem, summary in summaries.items() if summary["foreground_fraction"] == 0)
+    return {
+        "images": len(summaries),
+        "split": {name: len(members) for name, members in splits.items()},
+        "height": {"min": min(heights), "max": max(heights)},
+        "width": {"min": min(widths), "max": max(widths)},
+        "distinct_sizes": len({tuple(summary["shape"]) for summary in summaries.values()}),
+        "dtypes": dict(sorted(Counter(summary["dtype"] for summary in summaries.values()).items())),
+        "colour_images": sum(summary["colour"] for summary in summaries.values()),
+        "channels": {"param": channels_param, "used": channels},
+        "class_pixel_fraction": {str(c): round(float(n / class_pixels.sum()), 6) for c, n in enumerate(class_pixels)},
+        "empty_masks": {"count": len(empty), "images": empty},
+    }
+
+
+RARE_CLASS = 0.01  # a class on fewer pixels than this is "extreme imbalance"
+
+
+def integrity_warnings(report: dict, normalize: str) -> list[str]:
+    """What is odd but can still work, one line each."""
+    warnings = []
+    empty = report["empty_masks"]
+    if empty["count"]:
+        warnings.append(f"{empty['count']} of {report['images']} masks are empty (background only), e.g. "
+                        f"'{empty['images'][0]}': fine for true negatives, otherwise check those masks")
+    for label, fraction in report["class_pixel_fraction"].items():
+        if label == "0":
+            continue
+        if fraction == 0:
+            warnings.append(f"class {label} appears in no mask; check data.num_classes")
+        elif fraction < RARE_CLASS:
+            warnings.append(f"class {label} covers only {fraction:.2%} of all pixels (extreme imbalance): "
+                            "keep train.loss dice or bce_dice and extract.fg_fraction > 0")
+    if report["colour_images"] and report["channels"]["used"] == 1:
+        warnings.append(f"{report['colour_images']} colour image(s) are read as gray because data.channels=1; "
+                        "set data.channels to 3 or auto to keep colour")
+    if len(report["dtypes"]) > 1 and normalize == "dataset":
+        warnings.append(f"images mix {' and '.join(report['dtypes'])} while prepare.normalize=dataset pools "
+                        "their statistics; prepare.normalize=percentile scales each image on its own")
+    return warnings
 
 
 def split_stems(stems: list[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[str]]:

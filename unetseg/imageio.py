@@ -14,20 +14,33 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 def read_image(path, channels: int) -> np.ndarray:
     """An image as (H, W, channels) in its own dtype; colour becomes luminance for channels=1."""
+    return to_channels(read_native(path), channels)
+
+
+def read_native(path) -> np.ndarray:
+    """An image as stored, alpha dropped: (H, W, 1) gray or (H, W, 3) colour, in its own dtype."""
     array = _read_array(path, keep_palette=False)
     if array.ndim == 3 and array.shape[-1] in (2, 4):
         array = array[..., :-1]  # drop alpha
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3):
         raise UserError(f"{path}: unsupported image shape {array.shape}; expected gray or RGB(A)")
+    return array
+
+
+def to_channels(array: np.ndarray, channels: int) -> np.ndarray:
     if array.shape[-1] == channels:
         return array
     if channels == 3:
         return np.repeat(array, 3, axis=-1)
     return (array.astype(np.float64) @ LUMA).astype(array.dtype)[..., None]
+
+
+def is_colour(array: np.ndarray) -> bool:
+    """Three channels that differ somewhere (an RGB file of a gray picture is not colour)."""
+    return array.shape[-1] == 3 and not (np.array_equal(array[..., 0], array[..., 1])
+                                         and np.array_equal(array[..., 0], array[..., 2]))
 
 
 def read_mask(path) -> np.ndarray:

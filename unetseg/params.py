@@ -25,7 +25,7 @@ class Data(Section):
     images: str = "data/synthetic/images"
     masks: str = "data/synthetic/masks"
     num_classes: int = Field(1, ge=1, le=255)
-    channels: Literal[1, 3] = 1
+    channels: Literal["auto", 1, 3] = "auto"
 
 
 class Synthesize(Section):
