@@ -3,9 +3,9 @@
 import numpy as np
 from tqdm import tqdm
 
-from stages.common import atomic_dir, load_stage_params, read_json, run_stage
+from stages.common import atomic_dir, load_stage_params, run_stage
 from unetseg.augment import augment_patch
-from unetseg.shards import MANIFEST, ShardWriter, iter_shards
+from unetseg.shards import ShardWriter, iter_shards, read_manifest
 
 SOURCE = "data/patches/train"
 OUT = "data/augmented"
@@ -14,7 +14,7 @@ OUT = "data/augmented"
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     cfg = params.augment
-    source = read_json(f"{SOURCE}/{MANIFEST}")
+    source = read_manifest(SOURCE)
     with atomic_dir(OUT) as out:
         writer = ShardWriter(out, source["patch_size"], source["channels"], source["shard_size"])
         progress = tqdm(total=source["count"], desc="augment")

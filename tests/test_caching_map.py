@@ -8,9 +8,9 @@ the stages that read it. (The stages after them rerun only if an output they rea
 import re
 
 import pytest
-from dvc.repo import Repo
+import yaml
 
-from dvc_project import REPO
+from dvc_project import REPO, copy_project
 
 pytestmark = pytest.mark.e2e
 
@@ -95,23 +95,14 @@ def set_leaf(tree: dict, key: str, value) -> None:
     tree[last] = value
 
 
-def stale(project) -> set[str]:
-    with Repo(str(project.root)) as repo:
-        return {name.split(":")[-1] for name in repo.status()}
-
-
 def params_cases():
-    import yaml
-
     return [key for key, _ in leaves(yaml.safe_load((REPO / "params.yaml").read_text()))]
 
 
 @pytest.fixture(scope="module")
 def project(reproduced_project, tmp_path_factory):
-    from dvc_project import copy_project
-
     project = copy_project(reproduced_project, tmp_path_factory.mktemp("caching_map"))
-    assert stale(project) == set()
+    assert project.stale_stages() == set()
     return project
 
 
@@ -123,7 +114,7 @@ def test_a_param_marks_stale_exactly_the_stages_that_read_it(project, key):
     set_leaf(params, key, changed(value))
     project.write_params(params)
     try:
-        assert stale(project) == readers_of(key)
+        assert project.stale_stages() == readers_of(key)
     finally:
         project.write_params(original)
 
@@ -134,7 +125,7 @@ def test_editing_a_module_marks_stale_exactly_the_stages_that_import_it(project,
     original = path.read_bytes()
     path.write_bytes(original + b"\n# edited\n")
     try:
-        assert stale(project) == MODULE_READERS[module]
+        assert project.stale_stages() == MODULE_READERS[module]
     finally:
         path.write_bytes(original)
 

@@ -28,8 +28,9 @@ def palette_png(path, indices: np.ndarray) -> None:
     image.save(path)
 
 
-# name -> (writer of the image, image array, writer of the mask, class ids); sizes differ on purpose
 def write_mixed_dataset(root, labels: int) -> dict[str, np.ndarray]:
+    """Six images of six sizes in every image format, masks in turn 0/255 (or ids), 0/1 (or ids),
+    palette PNG and 16-bit TIFF; returns the class ids each mask should read as, by stem."""
     images, masks = root / "own" / "images", root / "own" / "masks"
     images.mkdir(parents=True)
     masks.mkdir(parents=True)

@@ -37,7 +37,7 @@ def test_empty_writer_gives_an_empty_manifest(tmp_path):
 
 
 def test_a_missing_manifest_is_a_one_line_user_error(tmp_path):
-    with pytest.raises(UserError, match=r"manifest\.json: not found; run the stage that writes these shards"):
+    with pytest.raises(UserError, match=r"manifest\.json: not found; run the stage that writes it first"):
         read_manifest(tmp_path / "nowhere")
 
 

@@ -79,7 +79,7 @@ class ShardWriter:
 def read_manifest(directory) -> dict:
     path = Path(directory) / MANIFEST
     if not path.is_file():
-        raise UserError(f"{path}: not found; run the stage that writes these shards first (dvc repro)")
+        raise UserError(f"{path}: not found; run the stage that writes it first (dvc repro)")
     return json.loads(path.read_text())
 
 
