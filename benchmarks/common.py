@@ -37,6 +37,11 @@ def run_measured(args: list[str], cwd: Path) -> float:
     return int(result.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
+def input_channels(params) -> int:
+    """data.channels as a number; "auto" picks gray (1) on the default synthetic dataset."""
+    return 1 if params.data.channels == "auto" else params.data.channels
+
+
 def stage(name: str) -> list[str]:
     return [sys.executable, "-m", f"stages.{name}"]
 

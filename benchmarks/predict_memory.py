@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import REPO, write_results  # noqa: E402
+from common import REPO, input_channels, write_results  # noqa: E402
 
 
 def child(size: int) -> dict:
@@ -32,11 +32,12 @@ def child(size: int) -> dict:
 
     params = load_params(REPO / "params.yaml")
     cfg, m = params.predict, params.model
+    channels = input_channels(params)
     keras.utils.set_random_seed(0)
-    model = build_unet(params.data.channels, 1, m.depth, m.base_filters, m.batchnorm, m.dropout, m.upsampling)
-    model.predict_on_batch(np.zeros((cfg.batch_size, cfg.tile_size, cfg.tile_size, params.data.channels), np.float32))
+    model = build_unet(channels, 1, m.depth, m.base_filters, m.batchnorm, m.dropout, m.upsampling)
+    model.predict_on_batch(np.zeros((cfg.batch_size, cfg.tile_size, cfg.tile_size, channels), np.float32))
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    image = np.random.default_rng(0).random((size, size, params.data.channels), dtype=np.float32)
+    image = np.random.default_rng(0).random((size, size, channels), dtype=np.float32)
     started = time.perf_counter()
     out = predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend, cfg.batch_size)
     return {"seconds": round(time.perf_counter() - started, 1), "rss_before_image_mib": round(baseline, 1),

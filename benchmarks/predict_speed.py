@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import REPO, write_results  # noqa: E402
+from common import REPO, input_channels, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from unetseg.params import load_params  # noqa: E402
@@ -41,16 +41,17 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(REPO / "params.yaml")
     cfg, m = params.predict, params.model
+    channels = input_channels(params)
     keras.utils.set_random_seed(0)
-    model = build_unet(params.data.channels, params.data.num_classes, m.depth, m.base_filters,
+    model = build_unet(channels, params.data.num_classes, m.depth, m.base_filters,
                        m.batchnorm, m.dropout, m.upsampling)
-    image = np.random.default_rng(0).random((args.size, args.size, params.data.channels)).astype(np.float32)
+    image = np.random.default_rng(0).random((args.size, args.size, channels)).astype(np.float32)
 
     context = int(cfg.tile_size * cfg.overlap / 2)
     side = len(padded_axis(args.size, cfg.tile_size, context))
     starts = tile_starts(side, cfg.tile_size, cfg.overlap)
     tiles = np.random.default_rng(1).random((len(starts) ** 2, cfg.tile_size, cfg.tile_size,
-                                             params.data.channels)).astype(np.float32)
+                                             channels)).astype(np.float32)
     tile_megapixels = tiles.shape[0] * cfg.tile_size**2 / 1e6
 
     def tiling():
