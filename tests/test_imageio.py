@@ -30,6 +30,19 @@ def test_gray_round_trip_keeps_values_and_dtype(tmp_path, array, suffix):
     assert np.array_equal(image[..., 0], array)
 
 
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "zstd"])
+@pytest.mark.parametrize("array", [GRAY16, RGB8], ids=["16-bit gray", "8-bit RGB"])
+def test_compressed_tiffs_read_like_plain_ones(tmp_path, array, compression):
+    """Microscope software often exports LZW or Deflate (zlib) TIFFs."""
+    path = tmp_path / f"x_{compression}.tif"
+    tifffile.imwrite(path, array, compression=compression, photometric="rgb" if array.ndim == 3 else None)
+    assert tifffile.TiffFile(path).pages[0].compression != 1  # really compressed
+    channels = 3 if array.ndim == 3 else 1
+    assert np.array_equal(read_image(path, channels), array.reshape(*array.shape[:2], channels))
+    if array.ndim == 2:
+        assert np.array_equal(read_mask(path), array)
+
+
 def test_rgb_as_three_channels_and_as_luminance(tmp_path):
     path = save(tmp_path / "rgb.png", RGB8)
     assert np.array_equal(read_image(path, 3), RGB8)
