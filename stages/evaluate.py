@@ -1,17 +1,23 @@
 """Stage evaluate: Dice/IoU/precision/recall per test image from confusion counts, means, plots.
 
+reports/metrics.json also scores trivial baselines (all foreground, all background, Otsu) the same
+way, and a warning on stderr says when the model does not beat them or predicts one class only.
+
 reports/thresholds.csv is the mean over test images (images empty in both truth and prediction
 left out) of Dice and IoU of foreground-vs-background at each threshold of the probability maps;
 for several classes the foreground probability is 1 - p(background).
 """
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, atomic_file, load_stage_params, read_json, run_stage, write_json
+from unetseg.baselines import (BASELINES, baseline_predictions, baseline_scores, collapse_warnings, is_constant,
+                               margin_over_best_baseline)
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask, write_png
 from unetseg.metrics import SCORES, evaluate_image, summarize
@@ -29,14 +35,27 @@ def main(argv) -> None:
     if not stems:
         raise UserError("params.yaml: prepare.test_fraction: the test split is empty; raise it or list test images")
     results, sweep = {}, {t: [] for t in thresholds}
+    baselines, constant = {name: [] for name in BASELINES}, 0
     for stem in tqdm(stems, desc="evaluate"):  # one image in memory at a time
         truth = np.load(PREPARED / "test" / "masks" / f"{stem}.npy")
-        results[stem] = evaluate_image(truth, predicted_labels(stem, num_classes, truth.shape), num_classes)
+        prediction = predicted_labels(stem, num_classes, truth.shape)
+        results[stem] = evaluate_image(truth, prediction, num_classes)
+        constant += is_constant(prediction)
+        image = np.load(PREPARED / "test" / "images" / f"{stem}.npy")
+        for name, labels in baseline_predictions(image, truth, num_classes).items():
+            baselines[name].append(evaluate_image(truth, labels, num_classes))
         foreground, probability = (truth > 0).astype(np.uint8), foreground_probability(stem, truth.shape)
         for t in thresholds:
             sweep[t].append(evaluate_image(foreground, (probability >= t).astype(np.uint8), 1))
 
-    write_json(METRICS, summarize(list(results.values()), num_classes))
+    metrics = summarize(list(results.values()), num_classes)
+    scores = baseline_scores(baselines, num_classes)
+    baseline_dice = {name: score["dice"] for name, score in scores.items()}
+    metrics.update(baselines=scores, constant_predictions=constant,
+                   margin_over_best_baseline=margin_over_best_baseline(metrics["dice"], baseline_dice))
+    for warning in collapse_warnings(metrics["dice"], baseline_dice, constant, len(stems)):
+        print(f"warning: {warning}", file=sys.stderr)
+    write_json(METRICS, metrics)
     write_per_image(results, num_classes)
     write_threshold_sweep(sweep)
     write_overlays(results, params.evaluate.overlays, num_classes)

@@ -22,6 +22,9 @@ def test_predict_writes_a_mask_and_probability_map_per_test_image(tiny_run):
 def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     metrics = json.loads((tiny_run / "reports/metrics.json").read_text())
     assert {"dice", "iou", "precision", "recall", "pixel_accuracy", "n_images", "n_empty"} <= metrics.keys()
+    assert sorted(metrics["baselines"]) == ["all_background", "all_foreground", "otsu"]
+    assert all(set(score) == {"dice", "iou"} for score in metrics["baselines"].values())
+    assert "margin_over_best_baseline" in metrics and 0 <= metrics["constant_predictions"] <= metrics["n_images"]
     with open(tiny_run / "reports/per_image.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == metrics["n_images"] == 2
@@ -31,6 +34,22 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert all(0 <= float(r["dice"]) <= 1 for r in sweep)
     overlays = sorted(p.name for p in (tiny_run / "reports/overlays").iterdir())
     assert len(overlays) == 2 and overlays[0].startswith("best1_") and overlays[1].startswith("worst1_")
+
+
+def test_a_constant_model_is_called_out_and_scored_against_the_baselines(tiny_copy):
+    """Every pixel predicted foreground: the all-foreground baseline exactly, and evaluate says so."""
+    predictions = tiny_copy / "data/predictions"
+    for path in predictions.glob("*.png"):
+        shape = np.asarray(Image.open(path)).shape
+        Image.fromarray(np.full(shape, 255, np.uint8)).save(path)
+    result = run_stage("evaluate", tiny_copy)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2
+    assert "no clear gain on the trivial" in warnings[0] and "every pixel of all 2 test images" in warnings[1]
+    metrics = json.loads((tiny_copy / "reports/metrics.json").read_text())
+    assert metrics["dice"] == metrics["baselines"]["all_foreground"]["dice"]
+    assert metrics["constant_predictions"] == 2 and metrics["margin_over_best_baseline"] <= 0
 
 
 def test_predict_command_on_a_folder_and_on_one_file(tiny_run, tmp_path):
