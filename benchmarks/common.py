@@ -15,14 +15,34 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 
+# The speed and memory benchmarks measure one fixed network, not whatever the plan picks for
+# the benchmark's data: the planned knobs are pinned to the configuration their figures are for.
+PINNED = {"extract": {"patch_size": 128, "stride": 64, "fg_fraction": 0.33},
+          "model": {"depth": 4, "base_filters": 8},
+          "train": {"batch_size": 16, "loss": "bce_dice", "epochs": 1, "steps_per_epoch": 1},
+          "predict": {"tile_size": 256}}
+
+
+def benchmark_params(overrides: dict | None = None) -> dict:
+    """params.yaml with the planned knobs pinned (PINNED), then `overrides`, section by section."""
+    values = yaml.safe_load((REPO / "params.yaml").read_text())
+    for changes in (PINNED, overrides or {}):
+        for section, keys in changes.items():
+            values[section] = {**values.get(section, {}), **keys}
+    return values
+
+
+def load_benchmark_params():
+    from unetseg.params import parse_params
+
+    return parse_params(benchmark_params())
+
+
 def scratch_project(root: Path, params: dict) -> Path:
-    """A copy of the code and params.yaml (updated with `params`), ready to run stages in."""
+    """A copy of the code and params.yaml (pinned, then updated with `params`), ready to run stages in."""
     for name in ("stages", "unetseg"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    values = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, changes in params.items():
-        values[section] = {**values.get(section, {}), **changes}
-    (root / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(benchmark_params(params), sort_keys=False))
     return root
 
 

@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import REPO, input_channels, write_results  # noqa: E402
+from common import REPO, input_channels, load_benchmark_params, write_results  # noqa: E402
 
 
 def child(size: int) -> dict:
@@ -26,11 +26,10 @@ def child(size: int) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(REPO))
-    from unetseg.params import load_params
     from unetseg.tiling import predict_image
     from unetseg.unet import build_unet
 
-    params = load_params(REPO / "params.yaml")
+    params = load_benchmark_params()
     cfg, m = params.predict, params.model
     channels = input_channels(params)
     keras.utils.set_random_seed(0)

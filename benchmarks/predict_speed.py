@@ -20,10 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import REPO, input_channels, write_results  # noqa: E402
+from common import REPO, input_channels, load_benchmark_params, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
-from unetseg.params import load_params  # noqa: E402
 from unetseg.tiling import padded_axis, predict_image, tile_starts  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
@@ -39,7 +38,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1536, help="image side in pixels")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    params = load_params(REPO / "params.yaml")
+    params = load_benchmark_params()
     cfg, m = params.predict, params.model
     channels = input_channels(params)
     keras.utils.set_random_seed(0)

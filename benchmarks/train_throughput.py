@@ -9,6 +9,7 @@ Run: python benchmarks/train_throughput.py [--base-filters N] [--patch-size P] [
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -80,7 +81,7 @@ def main() -> None:
         overrides["train"] = {"precision": args.precision}
     with tempfile.TemporaryDirectory() as tmp:
         root = scratch_project(Path(tmp), overrides)
-        for name in ("synthesize", "prepare", "extract", "augment"):
+        for name in ("synthesize", "prepare", "plan", "extract", "augment"):
             run_measured(stage(name), root)
         params = load_params(root / "params.yaml")
         batch, seed = params.train.batch_size, params.base.seed
@@ -89,10 +90,11 @@ def main() -> None:
         keras.utils.set_random_seed(seed)
 
         reference = seed_style_model(params, x.shape[-1])
-        model = compiled_unet(params, x.shape[-1])
+        plan = json.loads((root / "data/plan/train.json").read_text())
+        model = compiled_unet(params, plan, x.shape[-1])
         in_memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(2)
-        batches = ShardBatches(root / "data/augmented", batch, seed, shuffle=True, flips=params.train.random_flips)
-        batches.count = count  # time the same number of patches as (a) and (b)
+        batches = ShardBatches(root / "data/augmented", batch, seed, shuffle=True, flips=params.train.random_flips,
+                               steps_per_epoch=-(-count // batch))  # the same patches as (a) and (b)
         streamed = as_dataset(batches).take(len(batches))
         speed = interleaved_patches_per_s({
             "a": lambda: reference.fit(x, y, batch_size=batch, epochs=1, shuffle=True, verbose=0),

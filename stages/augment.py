@@ -5,7 +5,7 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, run_stage
 from unetseg.augment import augment_patch
-from unetseg.shards import ShardWriter, iter_shards, read_manifest
+from unetseg.shards import ShardWriter, iter_shards, patch_sources, read_manifest
 
 SOURCE = "data/patches/train"
 OUT = "data/augmented"
@@ -18,11 +18,12 @@ def main(argv) -> None:
     with atomic_dir(OUT) as out:
         writer = ShardWriter(out, source["patch_size"], source["channels"], source["shard_size"])
         progress = tqdm(total=source["count"], desc="augment")
+        origins = iter(patch_sources(source))
         for shard_index, (images, masks) in enumerate(iter_shards(SOURCE)):
             rng = np.random.default_rng([params.base.seed, shard_index])
             for image, mask in zip(images, masks):
                 versions = [(image, mask)] + [augment_patch(image, mask, rng, cfg) for _ in range(cfg.copies)]
-                writer.add(np.stack([v[0] for v in versions]), np.stack([v[1] for v in versions]))
+                writer.add(np.stack([v[0] for v in versions]), np.stack([v[1] for v in versions]), next(origins))
                 progress.update()
         writer.close(copies=cfg.copies, source_count=source["count"])
 

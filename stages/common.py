@@ -66,6 +66,12 @@ def write_json(path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_plan(stage: str) -> dict:
+    """The planned values a stage reads (`data/plan/<stage>.json`, written by the plan stage),
+    keyed like params.yaml: {"extract.patch_size": 128, ...}."""
+    return read_json(Path("data/plan") / f"{stage}.json")
+
+
 def read_json(path):
     try:
         return json.loads(Path(path).read_text())

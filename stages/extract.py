@@ -1,4 +1,7 @@
-"""Stage extract: cut train and val images into patch shards (train with foreground oversampling)."""
+"""Stage extract: cut train and val images into patch shards (train with foreground oversampling).
+
+Patch size, stride and oversampling come from the plan; validation uses a grid without overlap
+(stride = patch), enough to score every pixel once."""
 
 from contextlib import ExitStack
 from pathlib import Path
@@ -6,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stages.common import atomic_dir, load_stage_params, read_json, run_stage
+from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage
 from unetseg.patches import extract_patches
 from unetseg.shards import ShardWriter
 
@@ -16,19 +19,21 @@ OUT = "data/patches"
 
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
-    cfg = params.extract
+    shard_size, plan = params.extract.shard_size, read_plan("extract")
+    patch = plan["extract.patch_size"]
     manifest = read_json(PREPARED / "manifest.json")
     with ExitStack() as stack:
-        for split, fg_fraction in (("train", cfg.fg_fraction), ("val", 0.0)):
+        for split, stride, fg_fraction in (("train", plan["extract.stride"], plan["extract.fg_fraction"]),
+                                           ("val", patch, 0.0)):
             out = stack.enter_context(atomic_dir(f"{OUT}/{split}"))
-            writer = ShardWriter(out, cfg.patch_size, manifest["channels"], cfg.shard_size)
+            writer = ShardWriter(out, patch, manifest["channels"], shard_size)
             for index, stem in enumerate(tqdm(manifest["splits"][split], desc=f"extract {split}")):
                 image = np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r")
                 mask = np.load(PREPARED / split / "masks" / f"{stem}.npy", mmap_mode="r")
                 rng = np.random.default_rng([params.base.seed, index])
-                writer.add(*extract_patches(image, mask, cfg.patch_size, cfg.stride, fg_fraction, rng))
-            writer.close(source_images=len(manifest["splits"][split]), stride=cfg.stride,
-                         fg_fraction=fg_fraction, shard_size=cfg.shard_size)
+                writer.add(*extract_patches(image, mask, patch, stride, fg_fraction, rng), source=index)
+            writer.close(source_images=len(manifest["splits"][split]), stride=stride,
+                         fg_fraction=fg_fraction, shard_size=shard_size)
 
 
 if __name__ == "__main__":

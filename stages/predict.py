@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from stages.common import atomic_dir, atomic_file, read_json, run_stage  # noqa: E402
+from stages.common import atomic_dir, atomic_file, read_json, read_plan, run_stage  # noqa: E402
 from unetseg.errors import UserError  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
@@ -22,6 +22,7 @@ from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
+DEFAULT_TILE = 256
 
 
 def main(argv) -> None:
@@ -54,7 +55,14 @@ def with_flags(args, params: Params) -> Params:
     return parse_params(raw, "predict flags")
 
 
+def with_tile(params: Params, tile_size: int) -> Params:
+    raw = params.model_dump()
+    raw["predict"]["tile_size"] = tile_size
+    return parse_params(raw)
+
+
 def predict_test_split(params: Params) -> None:
+    params = with_tile(params, read_plan("predict")["predict.tile_size"])
     model = load_model(MODEL)
     stems = read_json(PREPARED / "manifest.json")["splits"]["test"]
     with atomic_dir(OUT) as out:
@@ -67,6 +75,9 @@ def predict_files(args, params: Params) -> None:
     files = input_files(Path(args.input))
     model_path = Path(args.model or MODEL)
     model = load_model(model_path)
+    if params.predict.tile_size == "auto":  # no plan for new images: 256, or the nearest size the model takes
+        step = 2 ** sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
+        params = with_tile(params, max(step, DEFAULT_TILE // step * step))
     preprocessing = read_json(model_path.parent / "preprocessing.json")
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

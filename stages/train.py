@@ -1,6 +1,9 @@
-"""Stage train: fit the U-Net on the augmented train shards, keep the best model by validation Dice."""
+"""Stage train: fit the U-Net on the augmented train shards, keep the best model by validation Dice.
+
+Network width and depth, batch size, loss, epochs and steps come from the plan (data/plan/train.json)."""
 
 import os
+import sys
 import time
 from contextlib import ExitStack
 
@@ -10,9 +13,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from dvclive import Live  # noqa: E402
 
-from stages.common import atomic_dir, load_stage_params, read_json, run_stage, write_json  # noqa: E402
+from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json  # noqa: E402
 from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
-from unetseg.training import KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, save_model  # noqa: E402
+from unetseg.shards import read_manifest  # noqa: E402
+from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
+                              collapse_warning, learning_rate_schedule, save_model)
 from unetseg.unet import build_unet  # noqa: E402
 
 TRAIN, VAL, PREPARED = "data/augmented", "data/patches/val", "data/prepared/manifest.json"
@@ -40,19 +45,22 @@ def as_dataset(batches: ShardBatches) -> tf.data.Dataset:
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
-def compiled_unet(params, channels: int) -> keras.Model:
+def compiled_unet(params, plan: dict, channels: int) -> keras.Model:
     keras.mixed_precision.set_global_policy(params.train.precision)
     m, t, classes = params.model, params.train, params.data.num_classes
-    model = build_unet(channels, classes, m.depth, m.base_filters, m.batchnorm, m.dropout, m.upsampling)
-    loss = SegmentationLoss(t.loss, classes, t.bce_weight, t.dice_weight, t.dice_smooth)
+    model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
+                       m.dropout, m.upsampling)
+    loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth)
     metrics = [OverlapMetric("dice", classes), OverlapMetric("iou", classes)]
-    model.compile(keras.optimizers.Adam(t.learning_rate), loss, metrics=metrics, jit_compile=t.jit_compile)
+    total_steps = plan["train.epochs"] * plan["train.steps_per_epoch"]
+    schedule = learning_rate_schedule(t.lr_schedule, t.learning_rate, total_steps, t.warmup_fraction)
+    model.compile(keras.optimizers.Adam(schedule), loss, metrics=metrics, jit_compile=t.jit_compile)
     return model
 
 
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
-    t = params.train
+    t, plan = params.train, read_plan("train")
     keras.utils.set_random_seed(params.base.seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -61,10 +69,12 @@ def main(argv) -> None:
     devices = [d.name for d in gpus] or ["CPU"]
     print(f"train: devices {', '.join(devices)}; strategy {strategy_name}; precision {t.precision}")
 
-    train = ShardBatches(TRAIN, t.batch_size, params.base.seed, shuffle=True, flips=t.random_flips)
-    val = ShardBatches(VAL, t.batch_size, params.base.seed, shuffle=False)
+    batch = plan["train.batch_size"]
+    train = ShardBatches(TRAIN, batch, params.base.seed, shuffle=True, flips=t.random_flips,
+                         steps_per_epoch=plan["train.steps_per_epoch"], per_image=t.sampling == "image")
+    val = ShardBatches(VAL, batch, params.base.seed, shuffle=False)
     with make_strategy(strategy_name).scope():
-        model = compiled_unet(params, train.channels)
+        model = compiled_unet(params, plan, train.channels)
 
     keep_best, stop_on_nan = KeepBest("val_dice"), StopOnNonFinite()
     with ExitStack() as stack:
@@ -74,11 +84,12 @@ def main(argv) -> None:
         callbacks = [
             stop_on_nan, keep_best, LiveLogger(live),
             keras.callbacks.EarlyStopping("val_dice", mode="max", patience=t.early_stopping_patience),
-            keras.callbacks.ReduceLROnPlateau("val_dice", mode="max", factor=t.reduce_lr_factor,
-                                              patience=t.reduce_lr_patience, verbose=1),
         ]
+        if t.lr_schedule == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau("val_dice", mode="max", factor=t.reduce_lr_factor,
+                                                               patience=t.reduce_lr_patience, verbose=1))
         started = time.perf_counter()
-        history = model.fit(as_dataset(train), validation_data=as_dataset(val), epochs=t.epochs,
+        history = model.fit(as_dataset(train), validation_data=as_dataset(val), epochs=plan["train.epochs"],
                             callbacks=callbacks, shuffle=False, verbose=2)
         wall = time.perf_counter() - started
         stop_on_nan.raise_if_stopped()
@@ -87,12 +98,18 @@ def main(argv) -> None:
         preprocessing = {key: read_json(PREPARED)[key] for key in ("channels", "num_classes", "normalization")}
         write_json(models_dir / "preprocessing.json", preprocessing)
     epochs_run = len(history.history["loss"])
+    baseline = (all_foreground_dice(read_manifest(VAL)["foreground_fraction"])
+                if params.data.num_classes == 1 else None)
+    warning = collapse_warning(keep_best.best, baseline)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     write_json(SUMMARY, {
         "best_epoch": keep_best.best_epoch + 1 if keep_best.best_epoch is not None else None,
         "best_val_dice": round(keep_best.best, 6),
+        "val_dice_all_foreground": None if baseline is None else round(baseline, 6),
         "epochs_run": epochs_run,
         "wall_time_s": round(wall, 1),
-        "patches_per_s": round(train.count * epochs_run / wall, 1),
+        "patches_per_s": round(len(train) * batch * epochs_run / wall, 1),
         "device": ", ".join(devices),
         "parameters": model.count_params(),
     })

@@ -12,8 +12,8 @@ from dvc.repo import Repo
 from stage_runner import TINY
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ["dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config",
-          ".dvc/.gitignore", "stages", "unetseg"]
+COPIED = ["dvc.yaml", "data/synthetic/dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore",
+          ".dvc/config", ".dvc/.gitignore", "stages", "unetseg"]
 
 
 def deep_update(base: dict, changes: dict) -> dict:
@@ -68,8 +68,8 @@ class DvcProject:
         with Repo(str(self.root)) as repo:
             return {name.split(":")[-1] for name in repo.status()}
 
-    def lock(self) -> dict:
-        return yaml.safe_load((self.root / "dvc.lock").read_text())
+    def lock(self, pipeline: str = "dvc.lock") -> dict:
+        return yaml.safe_load((self.root / pipeline).read_text())
 
 
 def make_project(tmp_path: Path, params: dict | None = None) -> DvcProject:
@@ -87,6 +87,16 @@ def make_project(tmp_path: Path, params: dict | None = None) -> DvcProject:
     project.git("init", "-q")
     project.commit("copy of the project")
     return project
+
+
+def bring_own_data(project: DvcProject) -> None:
+    """A dataset of one's own, tracked by DVC, with the pipeline pointed at it, reproduced and committed."""
+    for kind in ("images", "masks"):
+        shutil.copytree(project.root / "data" / "synthetic" / kind, project.root / "data" / "own" / kind)
+    project.dvc("add", "data/own/images", "data/own/masks")
+    project.set_params({"data": {"images": "data/own/images", "masks": "data/own/masks"}})
+    project.dvc("repro")
+    project.commit("own data")
 
 
 def copy_project(project: DvcProject, parent: Path) -> DvcProject:

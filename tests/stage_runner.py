@@ -16,7 +16,7 @@ TINY = {
     "extract": {"patch_size": 32, "stride": 32, "shard_size": 16},
     "augment": {"copies": 1},
     "model": {"depth": 2, "base_filters": 4},
-    "train": {"epochs": 2, "batch_size": 8},
+    "train": {"epochs": 2, "steps_per_epoch": 6, "batch_size": 8},
     "predict": {"tile_size": 32, "batch_size": 4},
     "evaluate": {"overlays": 1},
 }

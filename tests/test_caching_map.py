@@ -14,7 +14,7 @@ from dvc_project import REPO, copy_project
 
 pytestmark = pytest.mark.e2e
 
-ALL = {"synthesize", "prepare", "extract", "augment", "train", "predict", "evaluate"}
+ALL = {"synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "evaluate"}
 
 # knob (a params key, or a whole section with ".*") -> the stages that read it. Mirrored in README.md.
 PARAM_READERS = {
@@ -25,10 +25,24 @@ PARAM_READERS = {
     "data.channels": {"prepare"},
     "synthesize.*": {"synthesize"},
     "prepare.*": {"prepare"},
-    "extract.*": {"extract"},
+    "plan.*": {"plan"},
+    "extract.patch_size": {"plan"},
+    "extract.stride": {"plan"},
+    "extract.fg_fraction": {"plan"},
+    "extract.shard_size": {"extract"},
+    "augment.copies": {"plan", "augment"},
     "augment.*": {"augment"},
+    "model.depth": {"plan"},
+    "model.base_filters": {"plan"},
+    "model.batchnorm": {"plan", "train"},
+    "model.upsampling": {"plan", "train"},
     "model.*": {"train"},
+    "train.epochs": {"plan"},
+    "train.steps_per_epoch": {"plan"},
+    "train.batch_size": {"plan"},
+    "train.loss": {"plan"},
     "train.*": {"train"},
+    "predict.tile_size": {"plan"},
     "predict.*": {"predict"},
     "evaluate.*": {"evaluate"},
 }
@@ -45,7 +59,10 @@ MODULE_READERS = {
     "unetseg/dataset.py": {"prepare"},
     "unetseg/normalize.py": {"prepare", "predict"},
     "stages/extract.py": {"extract"},
-    "unetseg/patches.py": {"extract", "predict"},
+    "unetseg/patches.py": {"plan", "extract", "predict"},
+    "stages/plan.py": {"plan"},
+    "unetseg/plan.py": {"plan"},
+    "unetseg/calibrate.py": set(),
     "unetseg/shards.py": {"extract", "augment", "train"},
     "stages/augment.py": {"augment"},
     "unetseg/augment.py": {"augment"},
@@ -58,6 +75,7 @@ MODULE_READERS = {
     "unetseg/postprocess.py": {"predict"},
     "stages/evaluate.py": {"evaluate"},
     "unetseg/metrics.py": {"evaluate"},
+    "unetseg/baselines.py": {"evaluate"},
 }
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dvc_project import copy_project
+from dvc_project import bring_own_data, copy_project
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +35,22 @@ def test_changing_a_param_back_restores_training_from_the_run_cache(project):
     assert "Stage 'train' is cached - skipping run, checking out outputs" in output
     assert project.lock()["stages"]["train"]["outs"] == trained
     assert project.stale_stages() == set()
+
+
+def test_synthesize_runs_only_while_the_data_params_point_at_its_output(project):
+    project.set_params({"synthesize": {"num_images": 9}})
+    assert "synthesize" in project.stale_stages()
+    bring_own_data(project)  # runs `dvc repro` with data.images/masks pointed at data/own
+    log = project.git("log", "-1", "--format=%s").stdout
+    assert "own data" in log
+    assert "Running stage" not in project.dvc("repro").stdout
+    assert project.repro("--force") == {"prepare", "plan", "extract", "augment", "train", "predict", "evaluate"}
+    project.dvc("exp", "run", "-S", "predict.threshold=0.4")
+    assert not (project.root / "data/synthetic/images/synth_008.png").exists(), "synthesize ran"
+
+    project.set_params({"data": {"images": "data/synthetic/images", "masks": "data/synthetic/masks"}})
+    assert "synthesize" in project.repro()  # pointed back: it is prepare's input again
+    assert (project.root / "data/synthetic/images/synth_008.png").exists()
 
 
 def exp_rows(project) -> list[dict]:
@@ -110,4 +126,4 @@ def test_a_run_killed_during_training_commits_nothing_and_the_next_repro_complet
 
     assert "train" in project.repro()
     assert project.stale_stages() == set()
-    assert project.lock()["stages"]["train"]["params"]["params.yaml"]["train.epochs"] == 60
+    assert project.lock()["stages"]["plan"]["params"]["params.yaml"]["train.epochs"] == 60

@@ -24,6 +24,8 @@ def test_augment_keeps_originals_and_adds_copies(tiny_run):
     source = read_manifest(tiny_run / "data/patches/train")
     augmented = read_manifest(tiny_run / "data/augmented")
     assert augmented["count"] == source["count"] * 2
+    assert [index for index, _ in source["sources"]] == [0, 1, 2, 3]  # the 4 training images, in order
+    assert augmented["sources"] == [[index, 2 * count] for index, count in source["sources"]]
     first_source = next(iter_shards(tiny_run / "data/patches/train"))[0][0]
     first_augmented = next(iter_shards(tiny_run / "data/augmented"))[0][0]
     assert np.array_equal(first_source, first_augmented)
@@ -36,11 +38,24 @@ def test_rerunning_extract_and_augment_gives_identical_bytes(tiny_copy):
     assert before == {d: files_of(tiny_copy / d) for d in ("data/patches", "data/augmented")}
 
 
-def test_extract_without_prepared_data_says_what_to_run(tmp_path):
+def test_plan_writes_one_file_per_reader_and_a_report(tiny_run):
+    extract = json.loads((tiny_run / "data/plan/extract.json").read_text())
+    assert extract == {"extract.patch_size": 32, "extract.stride": 32, "extract.fg_fraction": 0.33}
+    train = json.loads((tiny_run / "data/plan/train.json").read_text())
+    assert train["model.depth"] == 2 and train["train.steps_per_epoch"] == 6 and train["train.loss"] == "bce_dice"
+    assert json.loads((tiny_run / "data/plan/predict.json").read_text()) == {"predict.tile_size": 32}
+    report = json.loads((tiny_run / "reports/plan.json").read_text())
+    assert report["values"] == {**extract, **train, "predict.tile_size": 32}
+    assert report["fingerprint"]["train_images"] == 4 and "train_shapes" not in report["fingerprint"]
+
+
+def test_plan_and_extract_without_their_inputs_say_what_to_run(tmp_path):
     (tmp_path / "params.yaml").write_text("{}\n")
-    line = error_line(run_stage("extract", tmp_path))
+    line = error_line(run_stage("plan", tmp_path))
     assert "data/prepared/manifest.json: not found; run the stage that writes it first" in line
-    assert not (tmp_path / "data/patches").exists()
+    line = error_line(run_stage("extract", tmp_path))
+    assert "data/plan/extract.json: not found; run the stage that writes it first" in line
+    assert not (tmp_path / "data/patches").exists() and not (tmp_path / "data/plan").exists()
 
 
 def test_extract_refuses_a_stride_that_skips_pixels(tmp_path):

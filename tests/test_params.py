@@ -16,8 +16,12 @@ def test_shipped_params_are_valid_and_complete():
     assert params.base.seed == shipped["base"]["seed"]
 
 
-def test_defaults_validate():
-    assert Params().extract.patch_size % 2 ** Params().model.depth == 0
+def test_defaults_leave_the_planned_knobs_to_the_plan():
+    params = Params()
+    planned = [params.extract.patch_size, params.extract.stride, params.extract.fg_fraction, params.model.depth,
+               params.model.base_filters, params.train.epochs, params.train.steps_per_epoch,
+               params.train.batch_size, params.train.loss, params.predict.tile_size]
+    assert planned == ["auto"] * len(planned)
 
 
 @pytest.mark.parametrize(
@@ -25,11 +29,14 @@ def test_defaults_validate():
     [
         ({"extract": {"patchsize": 64}}, "unknown key 'extract.patchsize'"),
         ({"trian": {}}, "unknown key 'trian'"),
-        ({"train": {"epochs": "many"}}, "train.epochs: Input should be a valid integer"),
+        ({"train": {"epochs": "many"}}, "train.epochs: must be auto (the plan decides) or a valid integer"),
+        ({"train": {"epochs": 0}}, "train.epochs: must be auto (the plan decides) or greater than or equal to 1"),
+        ({"train": {"loss": "focal"}}, "train.loss: must be auto (the plan decides) or 'dice', 'bce' or 'bce_dice'"),
         ({"train": {"learning_rate": -1}}, "train.learning_rate: Input should be greater than 0"),
         ({"augment": {"elastic": {"p": 1.5}}}, "augment.elastic.p: Input should be less than or equal to 1"),
         ({"model": {"upsampling": "nearest"}}, "model.upsampling: Input should be 'transpose' or 'bilinear'"),
-        ({"extract": {"patch_size": 100}}, "extract.patch_size=100 must be divisible by 2**model.depth = 16"),
+        ({"extract": {"patch_size": 100}, "model": {"depth": 4}}, "extract.patch_size=100 must be divisible by 2**model.depth = 16"),
+        ({"extract": {"patch_size": 64, "stride": 65}}, "extract: stride must be <= patch_size (64)"),
         ({"predict": {"tile_size": 100}, "model": {"depth": 3}}, "predict.tile_size=100 must be divisible by 2**model.depth = 8"),
         ({"prepare": {"val_fraction": 0.5, "test_fraction": 0.5}}, "prepare: val_fraction + test_fraction must be < 1"),
         ({"synthesize": {"min_size": 300, "max_size": 200}}, "synthesize: min_size must be <= max_size"),
@@ -46,7 +53,7 @@ def test_bad_params_name_the_key(raw, expected):
 
 def test_patch_size_error_suggests_a_fix():
     with pytest.raises(UserError, match="try 96"):
-        parse_params({"extract": {"patch_size": 100}})
+        parse_params({"extract": {"patch_size": 100}, "model": {"depth": 4}})
 
 
 def test_load_params_reports_missing_file_and_bad_yaml(tmp_path):

@@ -114,7 +114,7 @@ def patch_size_100(root):
         (empty_folder, r"raw/images: no images .* point data\.images"),
         (all_masks_empty, r"data\.masks: all 4 training masks are empty .* nothing to learn"),
         (unknown_key, r"params\.yaml: unknown key 'prepare\.val_fracton'"),
-        (wrong_type, r"params\.yaml: train\.epochs: Input should be a valid integer"),
+        (wrong_type, r"params\.yaml: train\.epochs: must be auto \(the plan decides\) or a valid integer"),
         (patch_size_100, r"params\.yaml: extract\.patch_size=100 must be divisible by 2\*\*model\.depth = 16"),
     ],
     ids=["image without mask", "mask of another size", "mask value 7", "corrupt png", "empty folder", "all masks empty",

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from unetseg.errors import UserError
-from unetseg.shards import ShardWriter, iter_shards, patch_files, read_manifest
+from unetseg.shards import ShardWriter, iter_shards, patch_files, patch_sources, read_manifest
 
 
 def patches(n, start=0):
@@ -13,9 +13,11 @@ def patches(n, start=0):
 
 def test_writer_splits_into_shards_and_keeps_order(tmp_path):
     writer = ShardWriter(tmp_path, patch_size=4, channels=2, shard_size=3)
-    for start in (0, 2, 7):
-        writer.add(*patches(2 if start < 7 else 4, start))
+    for source, start in enumerate((0, 2, 7)):
+        writer.add(*patches(2 if start < 7 else 4, start), source=source // 2)
     manifest = writer.close(note="x")
+    assert manifest["sources"] == [[0, 4], [1, 4]]  # runs of one image merge, even across shards
+    assert patch_sources(manifest).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert manifest == read_manifest(tmp_path)
     assert manifest["count"] == 8 and [s["count"] for s in manifest["shards"]] == [3, 3, 2]
     assert manifest["note"] == "x" and manifest["image_dtype"] == "float32"
@@ -25,7 +27,7 @@ def test_writer_splits_into_shards_and_keeps_order(tmp_path):
 
 def test_foreground_fraction_and_memory_maps(tmp_path):
     writer = ShardWriter(tmp_path, 4, 2, 10)
-    writer.add(*patches(4))
+    writer.add(*patches(4), source=0)
     assert writer.close()["foreground_fraction"] == 0.5
     images, masks = next(iter_shards(tmp_path))
     assert isinstance(images, np.memmap) and masks.dtype == np.uint8
@@ -34,6 +36,7 @@ def test_foreground_fraction_and_memory_maps(tmp_path):
 def test_empty_writer_gives_an_empty_manifest(tmp_path):
     manifest = ShardWriter(tmp_path, 4, 1, 5).close()
     assert manifest["count"] == 0 and manifest["shards"] == [] and list(iter_shards(tmp_path)) == []
+    assert manifest["sources"] == [] and patch_sources(manifest).tolist() == []
 
 
 def test_a_missing_manifest_is_a_one_line_user_error(tmp_path):
@@ -44,7 +47,7 @@ def test_a_missing_manifest_is_a_one_line_user_error(tmp_path):
 def test_patch_files_read_any_patches_in_any_order(tmp_path):
     writer = ShardWriter(tmp_path, 4, 2, shard_size=3)
     images, masks = patches(7)
-    writer.add(images, masks)
+    writer.add(images, masks, source=0)
     writer.close()
     files = patch_files(tmp_path)
     assert [len(image_file) for image_file, _ in files] == [3, 3, 1]

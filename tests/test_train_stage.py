@@ -11,7 +11,8 @@ import yaml  # noqa: E402
 
 from stage_runner import error_line, run_stage, write_params  # noqa: E402
 from unetseg.shards import ShardWriter, read_manifest  # noqa: E402
-from unetseg.training import ShardBatches, random_flips, save_model  # noqa: E402
+from unetseg.training import (ShardBatches, image_balanced_weights, learning_rate_schedule,  # noqa: E402
+                              random_flips, save_model)
 
 
 def test_train_writes_model_summary_and_dvclive_logs(tiny_run):
@@ -24,6 +25,16 @@ def test_train_writes_model_summary_and_dvclive_logs(tiny_run):
     plots = tiny_run / "reports/live/plots/metrics"
     for name in ("train/loss", "train/dice", "train/iou", "val/loss", "val/dice", "val/iou", "learning_rate"):
         assert len((plots / f"{name}.tsv").read_text().splitlines()) == 3, name
+
+
+def test_training_warns_when_validation_dice_is_no_better_than_all_foreground():
+    from unetseg.training import all_foreground_dice, collapse_warning
+
+    baseline = all_foreground_dice(0.87)  # the inverted synthetic masks
+    assert round(baseline, 3) == 0.930
+    assert "no clear gain on marking every pixel foreground (0.930)" in collapse_warning(0.932, baseline)
+    assert collapse_warning(0.99, baseline) is None
+    assert collapse_warning(0.2, None) is None  # several classes: no such baseline
 
 
 def test_same_params_give_identical_weights_and_model_bytes(tiny_run, tiny_copy):
@@ -91,11 +102,52 @@ def test_shard_batches_cover_every_patch_once_per_epoch_in_a_seeded_order(tiny_r
 def test_batches_mix_patches_from_every_shard(tmp_path):
     writer = ShardWriter(tmp_path, patch_size=2, channels=1, shard_size=8)
     values = np.arange(32, dtype=np.float32)
-    writer.add(values[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32), np.zeros((32, 2, 2), np.uint8))
+    writer.add(values[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32), np.zeros((32, 2, 2), np.uint8), 0)
     writer.close()
     batches = [images[:, 0, 0, 0] for images, _ in ShardBatches(tmp_path, batch_size=8, seed=0)]
     assert sorted(np.concatenate(batches).tolist()) == values.tolist()
     assert all(len(set((batch // 8).tolist())) > 1 for batch in batches), "each batch spans several shards"
+
+
+def test_per_image_sampling_gives_every_image_the_same_share(tmp_path):
+    """Image 0 gave 30 patches, image 1 gave 2: per image, each is drawn about half the time."""
+    writer = ShardWriter(tmp_path, patch_size=2, channels=1, shard_size=8)
+    for source, count in ((0, 30), (1, 2)):
+        writer.add(np.full((count, 2, 2, 1), source, np.float32), np.zeros((count, 2, 2), np.uint8), source)
+    writer.close()
+    assert np.allclose(image_balanced_weights(np.array([0, 0, 0, 1])), [1 / 6, 1 / 6, 1 / 6, 1 / 2])
+    batches = ShardBatches(tmp_path, batch_size=8, seed=0, per_image=True, steps_per_epoch=100)
+    drawn = np.concatenate([images[:, 0, 0, 0] for images, _ in batches])
+    assert len(drawn) == 800 and 0.4 < drawn.mean() < 0.6
+    plain = np.concatenate([images[:, 0, 0, 0] for images, _ in ShardBatches(tmp_path, batch_size=8, seed=0)])
+    assert plain.mean() == 2 / 32
+    again = ShardBatches(tmp_path, batch_size=8, seed=0, per_image=True, steps_per_epoch=100)
+    assert np.array_equal(drawn, np.concatenate([images[:, 0, 0, 0] for images, _ in again]))
+
+
+def test_short_epochs_carry_on_where_the_last_one_stopped(tmp_path):
+    writer = ShardWriter(tmp_path, patch_size=2, channels=1, shard_size=8)
+    writer.add(np.arange(12, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32),
+               np.zeros((12, 2, 2), np.uint8), 0)
+    writer.close()
+    short = ShardBatches(tmp_path, batch_size=4, seed=1, steps_per_epoch=2)
+    two_epochs = [images[:, 0, 0, 0] for _ in range(2) for images, _ in short]
+    full = ShardBatches(tmp_path, batch_size=4, seed=1)
+    passes = [images[:, 0, 0, 0] for _ in range(2) for images, _ in full]
+    assert len(short) == 2 and len(two_epochs) == 4
+    assert all(np.array_equal(a, b) for a, b in zip(two_epochs, passes))
+
+
+def test_learning_rate_warms_up_then_decays_over_the_planned_steps():
+    import keras
+
+    cosine = learning_rate_schedule("cosine", 1e-3, 100, 0.1)
+    rates = [float(keras.ops.convert_to_numpy(cosine(step))) for step in (0, 5, 10, 55, 100, 200)]
+    assert rates[0] == 0 and np.isclose(rates[1], 5e-4) and np.isclose(rates[2], 1e-3)
+    assert rates[2] > rates[3] > rates[4] and np.isclose(rates[4], 1e-5) and rates[5] == rates[4]
+    poly = learning_rate_schedule("poly", 1e-3, 100, 0.1)
+    assert np.isclose(float(keras.ops.convert_to_numpy(poly(0))), 1e-3) and float(keras.ops.convert_to_numpy(poly(100))) == 0
+    assert learning_rate_schedule("plateau", 1e-3, 100, 0.1) == 1e-3
 
 
 def test_random_flips_move_image_and_mask_together():
@@ -118,8 +170,9 @@ def test_strategy_follows_the_devices():
 
 def test_the_loss_is_a_param(tiny_run, tiny_copy):
     params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
-    params["train"].update({"loss": "bce_dice", "bce_weight": 0.5, "dice_weight": 1.0})
+    params["train"]["loss"] = "dice"  # planned: bce_dice
     write_params(tiny_copy, params)
+    assert run_stage("plan", tiny_copy).returncode == 0
     result = run_stage("train", tiny_copy)
     assert result.returncode == 0, result.stderr
     assert first_train_loss(tiny_copy) != first_train_loss(tiny_run), "the logged loss is the chosen one"

@@ -1,7 +1,7 @@
 """The schema of params.yaml: every knob, its type and range. Unknown keys are refused."""
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -11,6 +11,13 @@ from unetseg.errors import UserError
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Auto = Literal["auto"]  # "the plan stage decides" (unetseg/plan.py); a value pins the knob
+
+
+def auto_or(kind, **limits):
+    return Union[Auto, Annotated[kind, Field(**limits)]]
 
 
 class Probability(Section):
@@ -66,15 +73,20 @@ class Prepare(Section):
         return self
 
 
+class Plan(Section):
+    train_minutes: float = Field(22.0, gt=0)
+    gflops: float = Field(90.0, gt=0)
+
+
 class Extract(Section):
-    patch_size: int = Field(128, ge=16)
-    stride: int = Field(64, ge=1)
-    fg_fraction: float = Field(0.33, ge=0, lt=1)
+    patch_size: auto_or(int, ge=16) = "auto"
+    stride: auto_or(int, ge=1) = "auto"
+    fg_fraction: auto_or(float, ge=0, lt=1) = "auto"
     shard_size: int = Field(256, ge=1)
 
     @model_validator(mode="after")
     def _stride_covers_every_pixel(self):
-        if self.stride > self.patch_size:
+        if "auto" not in (self.stride, self.patch_size) and self.stride > self.patch_size:
             raise ValueError(f"stride must be <= patch_size ({self.patch_size}), or pixels between "
                              "patches would never be seen")
         return self
@@ -122,21 +134,25 @@ class Augment(Section):
 
 
 class Model(Section):
-    depth: int = Field(4, ge=1, le=6)
-    base_filters: int = Field(32, ge=1)
-    batchnorm: bool = False
+    depth: auto_or(int, ge=1, le=6) = "auto"
+    base_filters: auto_or(int, ge=1) = "auto"
+    batchnorm: bool = True
     dropout: float = Field(0.0, ge=0, lt=1)
     upsampling: Literal["transpose", "bilinear"] = "transpose"
 
 
 class Train(Section):
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(16, ge=1)
+    epochs: auto_or(int, ge=1) = "auto"
+    steps_per_epoch: auto_or(int, ge=1) = "auto"
+    batch_size: auto_or(int, ge=1) = "auto"
     learning_rate: float = Field(1e-3, gt=0)
-    loss: Literal["dice", "bce", "bce_dice"] = "dice"
+    lr_schedule: Literal["cosine", "poly", "plateau"] = "cosine"
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)
+    loss: Union[Auto, Literal["dice", "bce", "bce_dice"]] = "auto"
     bce_weight: float = Field(1.0, ge=0)
     dice_weight: float = Field(1.0, ge=0)
     dice_smooth: float = Field(1.0, ge=0)
+    sampling: Literal["image", "patch"] = "image"
     random_flips: bool = True
     early_stopping_patience: int = Field(8, ge=1)
     reduce_lr_patience: int = Field(4, ge=1)
@@ -146,11 +162,11 @@ class Train(Section):
 
 
 class Predict(Section):
-    tile_size: int = Field(256, ge=16)
+    tile_size: auto_or(int, ge=16) = "auto"
     overlap: float = Field(0.5, ge=0, lt=1)
     blend: Literal["gaussian", "constant"] = "gaussian"
     batch_size: int = Field(8, ge=1)
-    tta: bool = False
+    tta: bool = True
     threshold: float = Field(0.5, gt=0, lt=1)
     prob_dtype: Literal["uint8", "float16"] = "uint8"
     min_object_size: int = Field(0, ge=0)
@@ -166,6 +182,7 @@ class Params(Section):
     data: Data = Data()
     synthesize: Synthesize = Synthesize()
     prepare: Prepare = Prepare()
+    plan: Plan = Plan()
     extract: Extract = Extract()
     augment: Augment = Augment()
     model: Model = Model()
@@ -175,15 +192,19 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _sizes_fit_the_network(self):
-        step = 2**self.model.depth
-        for key, size in (("extract.patch_size", self.extract.patch_size),
-                          ("predict.tile_size", self.predict.tile_size)):
-            if size % step:
-                raise ValueError(
-                    f"{key}={size} must be divisible by 2**model.depth = {step} "
-                    f"(the U-Net halves it {self.model.depth} times): try {max(step, size // step * step)}"
-                )
+        if self.model.depth != "auto":
+            for key, size in (("extract.patch_size", self.extract.patch_size),
+                              ("predict.tile_size", self.predict.tile_size)):
+                check_divisible(key, size, self.model.depth)
         return self
+
+
+def check_divisible(key: str, size, depth: int) -> None:
+    """A pinned patch or tile size must survive `depth` halvings."""
+    step = 2**depth
+    if size != "auto" and size % step:
+        raise ValueError(f"{key}={size} must be divisible by 2**model.depth = {step} "
+                         f"(the U-Net halves it {depth} times): try {max(step, size // step * step)}")
 
 
 def parse_params(raw: dict, source: str = "params.yaml") -> Params:
@@ -191,7 +212,7 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw or {})
     except ValidationError as exc:
-        raise UserError(f"{source}: {_describe(exc.errors()[0])}") from None
+        raise UserError(f"{source}: {_describe(*exc.errors()[:2])}") from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -207,11 +228,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return parse_params(raw, str(path))
 
 
-def _describe(error: dict) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+UNION_MEMBERS = ("literal['auto']", "int", "float", "literal['dice','bce','bce_dice']")
+
+
+def _describe(error: dict, alternative: dict | None = None) -> str:
+    key = ".".join(str(part) for part in error["loc"] if part not in UNION_MEMBERS)
     if error["type"] == "extra_forbidden":
         return f"unknown key '{key}' (a typo? the keys are listed in params.yaml and README.md)"
     message = error["msg"].removeprefix("Value error, ")
+    if "literal['auto']" in error["loc"] and alternative:
+        message = "must be auto (the plan decides) or " + alternative["msg"].removeprefix("Input should be ")
     got = error.get("input")
     shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
     return f"{key}: {message}{shown}" if key else message

@@ -1,7 +1,9 @@
 """Patch storage between stages: a few large uncompressed .npy shards plus a JSON manifest.
 
 A directory holds `images-00000.npy` (N, P, P, C) float32, `masks-00000.npy` (N, P, P) uint8 and
-`manifest.json`. Shards are memory-mappable, so readers never need the whole set in memory.
+`manifest.json`. Shards are memory-mappable, so readers never need the whole set in memory. The
+manifest's `sources` says which image each patch came from, as runs [image index, patch count] in
+patch order, so a reader can weigh images rather than patches.
 """
 
 import json
@@ -25,6 +27,7 @@ class ShardWriter:
         self.shards: list[dict] = []
         self.count = 0
         self.foreground = 0
+        self.sources: list[list[int]] = []
         self._reset_buffer()
 
     def _reset_buffer(self):
@@ -33,9 +36,14 @@ class ShardWriter:
         self._masks = np.empty((self.shard_size, size, size), np.uint8)
         self._filled = 0
 
-    def add(self, images: np.ndarray, masks: np.ndarray) -> None:
-        """Append a batch: images (n, P, P, C) float, masks (n, P, P) integer class ids."""
+    def add(self, images: np.ndarray, masks: np.ndarray, source: int) -> None:
+        """Append a batch cut from image number `source`: images (n, P, P, C) float, masks (n, P, P)
+        integer class ids."""
         images = images.reshape(len(images), self.patch_size, self.patch_size, self.channels)
+        if self.sources and self.sources[-1][0] == source:
+            self.sources[-1][1] += len(images)
+        elif len(images):
+            self.sources.append([int(source), len(images)])
         start = 0
         while start < len(images):
             n = min(self.shard_size - self._filled, len(images) - start)
@@ -70,6 +78,7 @@ class ShardWriter:
             "mask_dtype": "uint8",
             "foreground_fraction": self.foreground / pixels if pixels else 0.0,
             "shards": self.shards,
+            "sources": self.sources,
             **extra,
         }
         (self.directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -81,6 +90,12 @@ def read_manifest(directory) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: not found; run the stage that writes it first (dvc repro)")
     return json.loads(path.read_text())
+
+
+def patch_sources(manifest: dict) -> np.ndarray:
+    """The source image number of every patch, in patch order."""
+    runs = np.array(manifest["sources"], np.int64).reshape(-1, 2)
+    return np.repeat(runs[:, 0], runs[:, 1])
 
 
 def iter_shards(directory, mmap: bool = True):

@@ -1,5 +1,6 @@
 """Backend-portable training pieces: batches streamed from shards, and the callbacks the fit needs."""
 
+import itertools
 import json
 import math
 import re
@@ -9,40 +10,58 @@ import keras
 import numpy as np
 
 from unetseg.errors import UserError
-from unetseg.shards import patch_files, read_manifest
+from unetseg.shards import patch_files, patch_sources, read_manifest
 
 
 class ShardBatches:
-    """Batches in a seeded global order over all shards; epoch e is shuffled by default_rng([seed, e]).
+    """An endless stream of batches, served `steps_per_epoch` at a time (default: one pass).
 
-    Each batch reads just its own patches from the shard files, wherever they are, so the dataset
-    need not fit in memory. (Shuffling within a shard only would fill a batch with patches of the
-    few images that shard came from.) With `flips`, each patch is also flipped at random along
-    each axis. Masks come as (N, P, P, 1) targets.
+    Pass p over the patches is in the seeded global order default_rng([seed, p]) (in file order
+    without `shuffle`); an epoch is the next `steps_per_epoch` batches of the stream, so a short
+    epoch carries on where the last one stopped. With `per_image`, a pass instead draws as many
+    patches, with replacement, so that every source image is equally likely (as nnU-Net samples
+    cases): a large image cut into 50 patches then counts as much as a small one cut into 1. Each batch reads just its own patches from the
+    shard files, wherever they are, so the dataset need not fit in memory. (Shuffling within a
+    shard only would fill a batch with patches of the few images that shard came from.) With
+    `flips`, each patch is also flipped at random along each axis. Masks come as (N, P, P, 1).
     """
 
-    def __init__(self, directory, batch_size: int, seed: int, shuffle: bool = True, flips: bool = False):
+    def __init__(self, directory, batch_size: int, seed: int, shuffle: bool = True, flips: bool = False,
+                 steps_per_epoch: int | None = None, per_image: bool = False):
         self.directory, self.batch_size, self.seed = directory, batch_size, seed
         self.shuffle, self.flips = shuffle, flips
         manifest = read_manifest(directory)
         self.count, self.patch_size, self.channels = manifest["count"], manifest["patch_size"], manifest["channels"]
-        self.epoch = 0
+        self.weights = image_balanced_weights(patch_sources(manifest)) if per_image else None
+        self.steps_per_epoch = steps_per_epoch or math.ceil(self.count / batch_size)
+        self._stream = None
 
     def __len__(self) -> int:
-        return math.ceil(self.count / self.batch_size)
+        return self.steps_per_epoch
 
     def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
+        if self._stream is None:
+            self._stream = self._passes()
+        for _ in range(self.steps_per_epoch):
+            yield next(self._stream)
+
+    def _passes(self):
         shards = patch_files(self.directory)
         sizes = [len(masks) for _, masks in shards]
         shard_of = np.repeat(np.arange(len(shards)), sizes)
         index_in_shard = np.concatenate([np.arange(size) for size in sizes]) if shards else np.empty(0, int)
-        order = rng.permutation(self.count) if self.shuffle else np.arange(self.count)
-        for start in range(0, self.count, self.batch_size):
-            picks = order[start:start + self.batch_size]
-            images, masks = self._read(shards, shard_of[picks], index_in_shard[picks])
-            yield self._batch(images, masks, rng)
+        for number in itertools.count():
+            rng = np.random.default_rng([self.seed, number])
+            order = self._order(rng)
+            for start in range(0, self.count, self.batch_size):
+                picks = order[start:start + self.batch_size]
+                images, masks = self._read(shards, shard_of[picks], index_in_shard[picks])
+                yield self._batch(images, masks, rng)
+
+    def _order(self, rng) -> np.ndarray:
+        if self.weights is not None:
+            return rng.choice(self.count, size=self.count, p=self.weights)
+        return rng.permutation(self.count) if self.shuffle else np.arange(self.count)
 
     @staticmethod
     def _read(shards, shard_of, index_in_shard):
@@ -59,6 +78,43 @@ class ShardBatches:
         if self.flips:
             images, masks = random_flips(images, masks, rng)
         return np.ascontiguousarray(images), np.ascontiguousarray(masks[..., None], dtype=np.float32)
+
+
+def image_balanced_weights(sources: np.ndarray) -> np.ndarray:
+    """Sampling probability of each patch so that every source image gets the same total."""
+    _, index, patches_per_image = np.unique(sources, return_inverse=True, return_counts=True)
+    weights = 1.0 / patches_per_image[index]
+    return weights / weights.sum()
+
+
+def learning_rate_schedule(kind: str, learning_rate: float, total_steps: int, warmup_fraction: float):
+    """cosine: linear warm-up over the first `warmup_fraction` of the steps, then cosine decay to 1 %;
+    poly: nnU-Net's (1 - step/total)**0.9; plateau: constant here (ReduceLROnPlateau lowers it)."""
+    if kind == "plateau":
+        return learning_rate
+    if kind == "poly":
+        return keras.optimizers.schedules.PolynomialDecay(learning_rate, total_steps, 0.0, power=0.9)
+    warmup = int(total_steps * warmup_fraction)
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
+    return keras.optimizers.schedules.CosineDecay(0.0, total_steps - warmup, alpha=0.01,
+                                                  warmup_target=learning_rate, warmup_steps=warmup)
+
+
+def all_foreground_dice(foreground_fraction: float) -> float:
+    """Pooled Dice of marking every pixel foreground when a fraction f of them is: 2f / (1 + f)."""
+    return 2 * foreground_fraction / (1 + foreground_fraction)
+
+
+MIN_ERROR_REDUCTION = 0.25  # a model must remove this share of the trivial answer's error 1 - Dice
+
+
+def collapse_warning(best_val_dice: float, baseline: float | None) -> str | None:
+    if baseline is not None and 1 - best_val_dice > (1 - MIN_ERROR_REDUCTION) * (1 - baseline):
+        return (f"best validation Dice {best_val_dice:.3f} is no clear gain on marking every pixel "
+                f"foreground ({baseline:.3f}): the model may have collapsed to a trivial answer; check the "
+                "masks, keep train.loss auto (bce_dice), or train longer (plan.train_minutes)")
+    return None
 
 
 def random_flips(images, masks, rng):
@@ -120,7 +176,7 @@ class LiveLogger(keras.callbacks.Callback):
             if key != "learning_rate":
                 split, name = ("val", key[4:]) if key.startswith("val_") else ("train", key)
                 self.live.log_metric(f"{split}/{name}", float(value))
-        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)  # the schedule's, now
         self.live.log_metric("learning_rate", float(learning_rate))
         self.live.next_step()
 

@@ -1,0 +1,139 @@
+"""Quality on a dataset with default params only: `dvc repro` in a scratch git + DVC copy of the project.
+
+    python benchmarks/quality.py synthetic          # the shipped default
+    python benchmarks/quality.py inverted           # the synthetic images, masks inverted (foreground ~87 %)
+    python benchmarks/quality.py sparse             # the synthetic set with 1-2 nuclei per image (~1 %)
+    python benchmarks/quality.py dsb2018 [--data ../shared/datasets/dsb2018] [--masks masks]
+
+Only data.images, data.masks (and for DSB2018 the 70/10/20 split fractions) are set. Writes test Dice
+and IoU, the trivial baselines, the chosen plan and the wall time of `dvc repro` to
+benchmarks/results/quality_<dataset>.json.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from common import REPO, write_results
+
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config",
+                 "data/synthetic/dvc.yaml", "stages", "unetseg"]
+
+
+def dvc_project(root: Path) -> Path:
+    """A git + DVC copy of the project's pipeline and code (no outputs)."""
+    for name in PROJECT_FILES:
+        source, target = REPO / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    run(root, "git", "init", "-q")
+    commit(root, "project")
+    return root
+
+
+def run(root: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+    path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    result = subprocess.run(args, cwd=root, env={**os.environ, **env, "PATH": path, "PYTHONPATH": str(root),
+                                                  "TF_CPP_MIN_LOG_LEVEL": "3"},
+                            capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr
+
+
+def commit(root: Path, message: str) -> None:
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", message)
+
+
+def set_params(root: Path, changes: dict) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for key, value in changes.items():
+        section, name = key.split(".")
+        params[section][name] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def dvc(root: Path, *args: str) -> str:
+    return run(root, sys.executable, "-m", "dvc", *args)
+
+
+def inverted_data(root: Path) -> dict:
+    """The synthetic dataset with every mask inverted, added to DVC as the user's own data."""
+    dvc(root, "repro", "data/synthetic/dvc.yaml")
+    images, masks = root / "data/raw/images", root / "data/raw/masks"
+    shutil.copytree(root / "data/synthetic/images", images)
+    masks.mkdir()
+    for path in sorted((root / "data/synthetic/masks").glob("*.png")):
+        Image.fromarray(255 - np.asarray(Image.open(path))).save(masks / path.name)
+    dvc(root, "add", "data/raw/images", "data/raw/masks")
+    commit(root, "inverted masks")
+    return {"data.images": "data/raw/images", "data.masks": "data/raw/masks"}
+
+
+def copied_data(root: Path, source: Path, masks: str) -> dict:
+    shutil.copytree(source / "images", root / "data/raw/images")
+    shutil.copytree(source / masks, root / "data/raw/masks")
+    dvc(root, "add", "data/raw/images", "data/raw/masks")
+    commit(root, "dataset")
+    return {"data.images": "data/raw/images", "data.masks": "data/raw/masks",
+            "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "dsb2018"])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/dsb2018")
+    parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch project and print its path")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix=f"quality_{args.dataset}_"))
+    try:
+        dvc_project(root)
+        changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
+                   "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
+                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks)}[args.dataset]()
+        set_params(root, changes)
+        started = time.perf_counter()
+        log = dvc(root, "repro")
+        wall = time.perf_counter() - started
+        metrics = json.loads((root / "reports/metrics.json").read_text())
+        plan = json.loads((root / "reports/plan.json").read_text())
+        train = json.loads((root / "reports/train.json").read_text())
+        write_results(f"quality_{args.dataset}", {
+            "dataset": args.dataset,
+            "params_set": changes,
+            "test": {key: metrics.get(key) for key in ("n_images", "dice", "iou", "precision", "recall")},
+            "baselines": metrics["baselines"],
+            "margin_over_best_baseline": metrics["margin_over_best_baseline"],
+            "warnings": [line for line in log.splitlines() if line.startswith("warning:")],
+            "plan": plan["values"],
+            "plan_estimate": plan["estimate"],
+            "fingerprint": plan["fingerprint"],
+            "train": train,
+            "dvc_repro_wall_s": round(wall, 1),
+        })
+    finally:
+        if args.keep:
+            print(f"scratch project kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The plan: what it chooses for a few kinds of data, and that a pinned value always wins."""
+
+import numpy as np
+import pytest
+
+from unetseg.errors import UserError
+from unetseg.params import parse_params
+from unetseg.plan import (count_patches, dataset_fingerprint, describe, image_fingerprint, make_plan,
+                          stage_values, unet_flops)
+from unetseg.unet import build_unet
+
+
+def fingerprint(shape=(512, 512), count=20, foreground=0.1, channels=1, num_classes=1, val=4):
+    """A training set of `count` images of `shape` whose masks hold `foreground` of the pixels as discs."""
+    height, width = shape
+    mask = np.zeros(shape, np.uint8)
+    rows, cols = np.ogrid[:height, :width]
+    radius = 10
+    centres = [(y, x) for y in range(radius, height - radius, 3 * radius) for x in range(radius, width - radius, 3 * radius)]
+    for y, x in centres:
+        if mask.mean() >= foreground:
+            break
+        mask[(rows - y) ** 2 + (cols - x) ** 2 <= radius**2] = 1
+    if mask.mean() < foreground:  # more foreground than discs can give: fill whole rows
+        mask[: int(round(foreground * height))] = 1
+    image = np.random.default_rng(0).random((height, width, channels)).astype(np.float32)
+    per_image = image_fingerprint(image, mask, num_classes)
+    return dataset_fingerprint([per_image] * count, [list(shape)] * val, channels, num_classes)
+
+
+def plan_for(fp, **sections):
+    return make_plan(fp, parse_params(sections))
+
+
+def test_a_typical_dataset_gets_the_classic_network_on_large_patches():
+    plan = plan_for(fingerprint((512, 512)))
+    values = plan["values"]
+    assert values["model.depth"] == 4 and values["extract.patch_size"] == 256
+    assert values["extract.stride"] == 128 and values["predict.tile_size"] == 512
+    assert values["train.batch_size"] == 4 and values["train.loss"] == "bce_dice"
+    assert values["extract.patch_size"] % 2 ** values["model.depth"] == 0
+    assert set(plan["reasons"]) == set(values)
+
+
+def test_tiny_images_get_a_shallower_network_and_a_patch_that_fits():
+    values = plan_for(fingerprint((40, 56)))["values"]
+    assert values["model.depth"] == 2  # 40 px: two poolings leave 10 px
+    assert values["extract.patch_size"] == 40 and values["extract.patch_size"] % 4 == 0
+    assert values["train.batch_size"] == 32  # capped
+
+
+def test_huge_images_cap_the_patch():
+    values = plan_for(fingerprint((2048, 3072), count=2))["values"]
+    assert values["extract.patch_size"] == 256 and values["model.depth"] == 4
+
+
+def test_rare_foreground_is_oversampled_and_majority_foreground_is_not():
+    rare, common = fingerprint(foreground=0.01), fingerprint(foreground=0.9)
+    assert 0.005 < rare["foreground_fraction"] < 0.02 and common["foreground_fraction"] >= 0.9
+    assert plan_for(rare)["values"]["extract.fg_fraction"] == 0.33
+    assert plan_for(common)["values"]["extract.fg_fraction"] == 0.0
+    assert f"{common['foreground_fraction']:.1%}" in plan_for(common)["reasons"]["extract.fg_fraction"]
+
+
+def test_colour_images_cost_more_but_plan_the_same_shapes():
+    gray, rgb = plan_for(fingerprint(channels=1)), plan_for(fingerprint(channels=3))
+    assert rgb["values"]["extract.patch_size"] == gray["values"]["extract.patch_size"]
+    assert rgb["estimate"]["train_gflop_per_patch"] > gray["estimate"]["train_gflop_per_patch"]
+    assert rgb["values"]["train.loss"] == "bce_dice"
+
+
+def test_a_big_dataset_is_held_to_the_budget_and_a_small_one_is_not():
+    big = plan_for(fingerprint(count=2000), plan={"train_minutes": 10, "gflops": 90})
+    assert big["estimate"]["train_minutes"] <= 10 * 1.05
+    assert big["values"]["model.base_filters"] == 8
+    small = plan_for(fingerprint(count=10), plan={"train_minutes": 10, "gflops": 90})
+    assert small["estimate"]["train_minutes"] < 5
+    assert small["estimate"]["steps"] >= 600
+
+
+def test_a_fast_machine_affords_the_seed_network():
+    assert plan_for(fingerprint(), plan={"gflops": 100_000})["values"]["model.base_filters"] == 32
+    assert plan_for(fingerprint(), plan={"gflops": 10})["values"]["model.base_filters"] == 8
+
+
+def test_epochs_and_steps_follow_the_budget_and_each_other():
+    values = plan_for(fingerprint())["values"]
+    assert 8 <= values["train.epochs"] <= 40
+    pinned = plan_for(fingerprint(), train={"epochs": 3})
+    assert pinned["values"]["train.epochs"] == 3
+    assert pinned["values"]["train.steps_per_epoch"] * 3 >= pinned["estimate"]["steps"]
+    both = plan_for(fingerprint(), train={"epochs": 2, "steps_per_epoch": 5})["values"]
+    assert (both["train.epochs"], both["train.steps_per_epoch"]) == (2, 5)
+
+
+def test_pinned_values_override_the_plan_and_say_so():
+    pins = {"extract": {"patch_size": 96, "stride": 48, "fg_fraction": 0.5},
+            "model": {"depth": 3, "base_filters": 16},
+            "train": {"batch_size": 7, "loss": "dice", "epochs": 4, "steps_per_epoch": 9},
+            "predict": {"tile_size": 128}}
+    plan = plan_for(fingerprint(), **pins)
+    for section, values in pins.items():
+        for key, value in values.items():
+            assert plan["values"][f"{section}.{key}"] == value
+            assert plan["reasons"][f"{section}.{key}"] == "pinned in params.yaml"
+
+
+def test_a_pinned_size_that_the_planned_depth_cannot_halve_is_a_one_line_error():
+    with pytest.raises(UserError, match=r"extract\.patch_size=200 must be divisible by 2\*\*model\.depth = 16"):
+        plan_for(fingerprint(), extract={"patch_size": 200})
+    with pytest.raises(UserError, match=r"extract\.stride=300 must be <= the patch size \(256\)"):
+        plan_for(fingerprint(), extract={"stride": 300})
+
+
+def test_the_plan_is_a_pure_function():
+    assert plan_for(fingerprint()) == plan_for(fingerprint())
+
+
+def test_each_stage_gets_only_its_own_values():
+    files = stage_values(plan_for(fingerprint()))
+    assert set(files["extract"]) == {"extract.patch_size", "extract.stride", "extract.fg_fraction"}
+    assert set(files["predict"]) == {"predict.tile_size"}
+    assert set(files["train"]) == {"model.depth", "model.base_filters", "train.batch_size", "train.loss",
+                                   "train.epochs", "train.steps_per_epoch"}
+
+
+def test_describe_gives_one_line_per_value_and_the_estimate():
+    plan = plan_for(fingerprint())
+    lines = describe(plan)
+    assert len(lines) == len(plan["values"]) + 1
+    assert lines[-1].startswith("training ~ ")
+    assert any(line.startswith("extract.patch_size = 256: ") for line in lines)
+
+
+def test_fingerprint_counts_objects_and_classes():
+    mask = np.zeros((20, 20), np.uint8)
+    mask[2:5, 2:5] = 1        # 9 px
+    mask[10:12, 10:15] = 2    # 10 px
+    per_image = image_fingerprint(np.zeros((20, 20, 1), np.float32), mask, num_classes=3)
+    assert sorted(per_image["object_areas"]) == [9, 10]
+    assert per_image["class_pixels"] == [381, 9, 10]
+    fp = dataset_fingerprint([per_image], [], 1, 3)
+    assert fp["objects"]["count"] == 2 and fp["foreground_fraction"] == round(19 / 400, 6)
+
+
+def test_patch_counts_match_what_extract_cuts():
+    from unetseg.patches import extract_patches
+
+    shapes = [(70, 90), (30, 40)]
+    rng = np.random.default_rng(0)
+    cut = 0
+    for height, width in shapes:
+        mask = np.ones((height, width), np.uint8)
+        images, _ = extract_patches(np.zeros((height, width, 1), np.float32), mask, 32, 16, 0.33, rng)
+        cut += len(images)
+    assert count_patches(shapes, 32, 16, 0.33) == cut
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_flops_count_every_convolution_of_the_network(upsampling):
+    """2 FLOPs per multiply-add of each Conv2D/Conv2DTranspose kernel weight at its output size."""
+    patch, channels, depth, filters, classes = 32, 3, 2, 4, 2
+    model = build_unet(channels, classes, depth, filters, upsampling=upsampling)
+    expected = 0
+    for layer in model.layers:
+        if hasattr(layer, "kernel"):
+            kh, kw, c_in, c_out = layer.kernel.shape
+            out_side = patch // 2 ** _level(layer.name, depth)
+            if "up" in layer.name and upsampling == "transpose":  # stride 2: one tap per output pixel
+                kh = kw = 1
+            expected += 2 * out_side**2 * kh * kw * c_in * c_out
+    assert unet_flops(patch, channels, depth, filters, classes, upsampling) == expected
+
+
+def _level(name: str, depth: int) -> int:
+    if name.startswith("bottleneck"):
+        return depth
+    if name.startswith(("enc", "dec")):
+        return int(name[3])
+    return 0

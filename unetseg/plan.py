@@ -1,0 +1,260 @@
+"""The plan: a data fingerprint and a compute budget turned into patch size, network, batch and
+training length (nnU-Net's fingerprint -> plan, on a CPU budget).
+
+Pure functions: the same fingerprint and params give the same plan, so DVC can cache it. Time
+enters only through a cost model, never a clock: FLOPs per patch counted from the network,
+divided by the machine throughput `plan.gflops` (`python -m unetseg.calibrate` measures it).
+Every planned knob is `auto` in params.yaml; a value there pins it, and the plan keeps it.
+"""
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from unetseg.errors import UserError
+from unetseg.params import check_divisible
+from unetseg.patches import grid_corners, oversampled_count
+
+MAX_DEPTH = 4                     # the classic U-Net: four poolings
+BOTTLENECK = 8                    # the deepest feature map is at least this many pixels across
+MAX_PATCH = 256                   # past this, a patch adds memory and little context for a 2D U-Net
+MAX_TILE = 512
+PIXELS_PER_BATCH = 16 * 128 * 128  # batch size scales with the patch to keep this constant
+MAX_BATCH = 32
+FILTERS = (8, 16, 32)             # 32 is the seed network
+HEADROOM = 4                      # a wider network only when its planned training fits 4x in the budget
+PIXEL_VISITS = 100                # training wants each training pixel seen about this often
+MIN_STEPS = 600                   # ... and at least this many optimizer steps
+ROUNDS = (8, 40)                  # validation rounds (epochs): fewest and most
+TRAIN_FLOPS_PER_FORWARD = 3       # forward + backward ~ 3 forward passes
+BATCHNORM_COST = 1.3              # time with batch normalisation / without (measured on 2 CPU cores)
+OVERSAMPLE = 0.33                 # nnU-Net forces a third of each batch onto foreground
+MAJORITY = 0.5                    # foreground above this fraction needs no oversampling
+PINNED = "pinned in params.yaml"
+
+
+def conv_flops(pixels: int, c_in: int, c_out: int, kernel: int) -> int:
+    return 2 * pixels * kernel * kernel * c_in * c_out
+
+
+def unet_flops(patch: int, channels: int, depth: int, base_filters: int, num_classes: int = 1,
+               upsampling: str = "transpose") -> int:
+    """Forward-pass FLOPs (2 per multiply-add) of `unetseg.unet.build_unet` on one patch x patch input."""
+    filters = [base_filters * 2**level for level in range(depth + 1)]
+    pixels = [(patch // 2**level) ** 2 for level in range(depth + 1)]
+    total, c_in = 0, channels
+    for level in range(depth + 1):  # encoder levels, then the bottleneck
+        total += conv_flops(pixels[level], c_in, filters[level], 3) + conv_flops(pixels[level], filters[level], filters[level], 3)
+        c_in = filters[level]
+    for level in reversed(range(depth)):
+        if upsampling == "transpose":  # 2x2 stride 2: each output pixel takes one kernel tap
+            total += conv_flops(pixels[level], filters[level + 1], filters[level], 1)
+        else:
+            total += conv_flops(pixels[level], filters[level + 1], filters[level], 3)
+        total += conv_flops(pixels[level], 2 * filters[level], filters[level], 3)
+        total += conv_flops(pixels[level], filters[level], filters[level], 3)
+    return total + conv_flops(pixels[0], filters[0], num_classes, 1)
+
+
+def image_fingerprint(image: np.ndarray, mask: np.ndarray, num_classes: int) -> dict:
+    """What the plan needs of one training image: size, intensity, class pixels, object areas."""
+    classes = [1] if num_classes == 1 else range(1, num_classes)
+    areas = []
+    for c in classes:
+        components, count = ndimage.label(mask == c)
+        areas += np.bincount(components.ravel(), minlength=count + 1)[1:].tolist()
+    return {
+        "shape": [int(s) for s in mask.shape],
+        "intensity": [float(image.mean()), float(image.std())],
+        "class_pixels": np.bincount(mask.ravel(), minlength=max(num_classes, 2)).tolist(),
+        "object_areas": areas,
+    }
+
+
+def dataset_fingerprint(train: list[dict], val_shapes: list, channels: int, num_classes: int) -> dict:
+    """Summary of the per-image fingerprints of the training split (and the sizes of the val split)."""
+    shapes = np.array([f["shape"] for f in train])
+    class_pixels = np.sum([f["class_pixels"] for f in train], axis=0)
+    areas = np.array([a for f in train for a in f["object_areas"]], np.float64)
+    intensity = np.array([f["intensity"] for f in train])
+    return {
+        "train_images": len(train),
+        "train_shapes": shapes.tolist(),
+        "val_shapes": [list(s) for s in val_shapes],
+        "median_shape": [int(v) for v in np.median(shapes, axis=0)],
+        "median_short_side": int(np.median(shapes.min(axis=1))),
+        "channels": channels,
+        "num_classes": num_classes,
+        "foreground_fraction": round(float(1 - class_pixels[0] / class_pixels.sum()), 6),
+        "class_fraction": [round(float(n / class_pixels.sum()), 6) for n in class_pixels],
+        "objects": {
+            "count": int(areas.size),
+            "median_area": float(np.median(areas)) if areas.size else 0.0,
+            "p95_diameter": round(float(2 * np.sqrt(np.percentile(areas, 95) / np.pi)), 2) if areas.size else 0.0,
+        },
+        "intensity_mean": round(float(intensity[:, 0].mean()), 6),
+        "intensity_std": round(float(intensity[:, 1].mean()), 6),
+    }
+
+
+class Planner:
+    """Fills each planned knob in turn; `decide` keeps a pinned value and records why."""
+
+    def __init__(self, params):
+        self.params, self.values, self.reasons = params, {}, {}
+
+    def decide(self, key: str, planned, reason: str):
+        section, name = key.split(".")
+        pinned = getattr(getattr(self.params, section), name)
+        if pinned != "auto":
+            self.values[key], self.reasons[key] = pinned, PINNED
+        else:
+            self.values[key], self.reasons[key] = planned() if callable(planned) else planned, reason
+        return self.values[key]
+
+
+def make_plan(fingerprint: dict, params) -> dict:
+    """Every planned value with the reason for it, and the estimated cost of training."""
+    plan = Planner(params)
+    short = fingerprint["median_short_side"]
+    fits = max(1, min(MAX_DEPTH, int(math.log2(max(short, 2 * BOTTLENECK) / BOTTLENECK))))
+    depth = plan.decide("model.depth", fits, f"{fits} poolings leave a bottleneck of >= {BOTTLENECK} px "
+                                             f"on the median image's short side ({short} px)")
+    step = 2**depth
+    largest = max(step, min(short, MAX_PATCH) // step * step)
+    patch = plan.decide("extract.patch_size", largest,
+                        f"largest multiple of 2**depth = {step} within the median image "
+                        f"({'x'.join(map(str, fingerprint['median_shape']))}) and {MAX_PATCH}")
+    _check_sizes(params, depth, patch)
+    stride = plan.decide("extract.stride", patch // 2, "half the patch: every pixel in several patches")
+    foreground = fingerprint["foreground_fraction"]
+    fg = plan.decide("extract.fg_fraction", OVERSAMPLE if foreground < MAJORITY else 0.0,
+                     f"foreground covers {foreground:.1%} of the training pixels: "
+                     + ("a third of the patches centred on foreground (as nnU-Net)" if foreground < MAJORITY
+                        else "grid patches already hold plenty of it"))
+    batch = plan.decide("train.batch_size", min(MAX_BATCH, max(2, round(PIXELS_PER_BATCH / patch**2))),
+                        f"{PIXELS_PER_BATCH // 1024}k pixels per batch at patch {patch}")
+    plan.decide("train.loss", "bce_dice", "cross-entropy + Dice (as nnU-Net): Dice alone can settle "
+                                          "on all-foreground when foreground is the majority")
+    plan.decide("predict.tile_size", max(patch, min(2 * patch, MAX_TILE) // step * step),
+                "twice the patch (at most 512): fewer tile borders, same network")
+
+    train_patches = count_patches(fingerprint["train_shapes"], patch, stride, fg) * (params.augment.copies + 1)
+    val_patches = count_patches(fingerprint["val_shapes"], patch, patch, 0.0)
+    cost = CostModel(params, fingerprint, patch, depth)
+    filters = plan.decide("model.base_filters", lambda: cost.widest(FILTERS, batch),
+                          "the widest of 8/16/32 whose wanted training fits "
+                          f"{HEADROOM}x in plan.train_minutes ({params.plan.train_minutes:g})")
+    steps = cost.steps(filters, batch)
+    epochs, steps_per_epoch = rounds(plan, steps, train_patches, batch)
+    estimate = cost.estimate(filters, batch, epochs * steps_per_epoch, epochs, val_patches)
+    if plan.reasons["model.base_filters"] != PINNED:
+        plan.reasons["model.base_filters"] += f"; {estimate['train_gflop_per_patch']:g} GFLOP per training patch"
+    return {
+        "values": plan.values,
+        "reasons": plan.reasons,
+        "patches": {"train_per_epoch_pass": train_patches, "val": val_patches},
+        "estimate": estimate,
+        "budget": {"train_minutes": params.plan.train_minutes, "gflops": params.plan.gflops},
+    }
+
+
+def rounds(plan: Planner, steps: int, train_patches: int, batch: int) -> tuple[int, int]:
+    """Validation rounds (epochs) and the steps between them; a pinned one is kept, the other follows."""
+    pass_steps = math.ceil(train_patches / batch)
+    planned = min(ROUNDS[1], max(ROUNDS[0], round(steps / pass_steps)))
+    epochs_pinned = plan.params.train.epochs != "auto"
+    epochs = plan.decide("train.epochs", planned,
+                         f"{steps} steps planned = {steps / pass_steps:.1f} passes over the augmented patches: "
+                         f"a validation round per pass, {ROUNDS[0]} to {ROUNDS[1]} rounds")
+    steps_per_epoch = plan.decide("train.steps_per_epoch", max(1, math.ceil(steps / epochs)),
+                                  "the planned steps spread over the epochs")
+    if plan.params.train.steps_per_epoch == "auto" and epochs_pinned:
+        plan.reasons["train.steps_per_epoch"] = "the planned steps spread over the pinned train.epochs"
+    return epochs, steps_per_epoch
+
+
+class CostModel:
+    """Seconds of training from FLOPs: the wanted training and what the budget allows."""
+
+    def __init__(self, params, fingerprint: dict, patch: int, depth: int):
+        self.params, self.fingerprint, self.patch, self.depth = params, fingerprint, patch, depth
+        self.budget_s = params.plan.train_minutes * 60
+        padded = sum(max(h, patch) * max(w, patch) for h, w in fingerprint["train_shapes"])
+        self.wanted_patches = PIXEL_VISITS * padded / patch**2
+
+    def forward_flops(self, filters: int) -> int:
+        m = self.params.model
+        return unet_flops(self.patch, self.fingerprint["channels"], self.depth, filters,
+                          self.fingerprint["num_classes"], m.upsampling)
+
+    def seconds_per_forward(self, filters: int) -> float:
+        """FLOPs over throughput; normalisation layers add time that FLOPs of convolutions miss."""
+        slowdown = BATCHNORM_COST if self.params.model.batchnorm else 1.0
+        return slowdown * self.forward_flops(filters) / (self.params.plan.gflops * 1e9)
+
+    def seconds_per_patch(self, filters: int) -> float:
+        return TRAIN_FLOPS_PER_FORWARD * self.seconds_per_forward(filters)
+
+    def wanted_steps(self, batch: int) -> int:
+        return max(MIN_STEPS, math.ceil(self.wanted_patches / batch))
+
+    def widest(self, candidates, batch: int) -> int:
+        fitting = [f for f in candidates
+                   if self.wanted_steps(batch) * batch * self.seconds_per_patch(f) * HEADROOM <= self.budget_s]
+        return max(fitting, default=min(candidates))
+
+    def steps(self, filters: int, batch: int) -> int:
+        affordable = int(self.budget_s / (batch * self.seconds_per_patch(filters)))
+        return max(1, min(self.wanted_steps(batch), affordable))
+
+    def estimate(self, filters: int, batch: int, steps: int, epochs: int, val_patches: int) -> dict:
+        train_s = steps * batch * self.seconds_per_patch(filters)
+        val_s = epochs * val_patches * self.seconds_per_forward(filters)
+        return {
+            "train_gflop_per_patch": round(TRAIN_FLOPS_PER_FORWARD * self.forward_flops(filters) / 1e9, 3),
+            "steps": steps,
+            "patches_seen": steps * batch,
+            "pixel_visits": round(steps * batch * self.patch**2 / sum(h * w for h, w in self.fingerprint["train_shapes"]), 1),
+            "train_minutes": round((train_s + val_s) / 60, 2),
+        }
+
+
+def count_patches(shapes, patch: int, stride: int, fg_fraction: float) -> int:
+    """Exactly what `unetseg.patches.extract_patches` cuts from images of these sizes (assuming
+    every mask holds some foreground, as oversampling needs)."""
+    total = 0
+    for height, width in shapes:
+        grid = len(grid_corners((max(height, patch), max(width, patch)), patch, stride))
+        total += grid + oversampled_count(grid, fg_fraction)
+    return total
+
+
+def _check_sizes(params, depth: int, patch: int) -> None:
+    try:
+        check_divisible("extract.patch_size", patch, depth)
+        check_divisible("predict.tile_size", params.predict.tile_size, depth)
+    except ValueError as exc:
+        raise UserError(f"params.yaml: {exc}") from None
+    stride = params.extract.stride
+    if stride != "auto" and stride > patch:
+        raise UserError(f"params.yaml: extract.stride={stride} must be <= the patch size ({patch}), "
+                        "or pixels between patches would never be seen")
+
+
+def stage_values(plan: dict) -> dict[str, dict]:
+    """The planned values each consumer stage reads, one file each, so that a change reruns only it."""
+    readers = {"extract": ("extract.",), "train": ("model.", "train."), "predict": ("predict.",)}
+    return {stage: {key: value for key, value in plan["values"].items() if key.startswith(prefixes)}
+            for stage, prefixes in readers.items()}
+
+
+def describe(plan: dict) -> list[str]:
+    """One printable line per planned value, with its reason, then the cost estimate."""
+    lines = [f"{key} = {value}: {plan['reasons'][key]}" for key, value in plan["values"].items()]
+    e = plan["estimate"]
+    lines.append(f"training ~ {e['train_minutes']:g} min at plan.gflops={plan['budget']['gflops']:g} "
+                 f"({e['steps']} steps, {e['patches_seen']} patches, each training pixel seen ~{e['pixel_visits']:g}x; "
+                 f"budget plan.train_minutes={plan['budget']['train_minutes']:g})")
+    return lines
