@@ -17,7 +17,7 @@ SCALE = 8
 def measure(num_images: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = scratch_project(Path(tmp), {"synthesize": {"num_images": num_images}})
-        for name in ("synthesize", "prepare"):
+        for name in ("synthesize", "prepare", "plan"):
             run_measured(stage(name), root)
         peaks = {name: round(run_measured(stage(name), root), 1) for name in ("extract", "augment")}
         patches = yaml.safe_load((root / "data/augmented/manifest.json").read_text())["count"]

@@ -59,9 +59,9 @@ class DvcProject:
         self.write_params(deep_update(self.params(), changes))
 
     def repro(self, *args) -> set[str]:
-        """Run `dvc repro`; return the stages whose command actually ran."""
+        """Run `dvc repro`; return the stages whose command actually ran (without their dvc.yaml's path)."""
         output = self.dvc("repro", *args).stdout
-        return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+        return {line.split("'")[1].split(":")[-1] for line in output.splitlines() if line.startswith("Running stage '")}
 
     def stale_stages(self) -> set[str]:
         """The stages `dvc status` reports as changed (through DVC's API: no process start-up)."""
