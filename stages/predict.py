@@ -48,21 +48,18 @@ def main(argv) -> None:
 def with_flags(args, params: Params) -> Params:
     """`params` with the predict keys given as flags replaced (validated like params.yaml)."""
     flags = {key: value for key, value in vars(args).items() if key in Predict.model_fields and value is not None}
-    if not flags:
-        return params
-    raw = params.model_dump()
-    raw["predict"].update(flags)
-    return parse_params(raw, "predict flags")
+    return with_predict(params, flags, "predict flags") if flags else params
 
 
-def with_tile(params: Params, tile_size: int) -> Params:
+def with_predict(params: Params, changes: dict, source: str = "params.yaml") -> Params:
+    """`params` with these keys of the predict section replaced, validated like params.yaml."""
     raw = params.model_dump()
-    raw["predict"]["tile_size"] = tile_size
-    return parse_params(raw)
+    raw["predict"].update(changes)
+    return parse_params(raw, source)
 
 
 def predict_test_split(params: Params) -> None:
-    params = with_tile(params, read_plan("predict")["predict.tile_size"])
+    params = with_predict(params, {"tile_size": read_plan("predict")["predict.tile_size"]})
     model = load_model(MODEL)
     stems = read_json(PREPARED / "manifest.json")["splits"]["test"]
     with atomic_dir(OUT) as out:
@@ -77,7 +74,7 @@ def predict_files(args, params: Params) -> None:
     model = load_model(model_path)
     if params.predict.tile_size == "auto":  # no plan for new images: 256, or the nearest size the model takes
         step = 2 ** sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
-        params = with_tile(params, max(step, DEFAULT_TILE // step * step))
+        params = with_predict(params, {"tile_size": max(step, DEFAULT_TILE // step * step)})
     preprocessing = read_json(model_path.parent / "preprocessing.json")
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

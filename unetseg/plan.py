@@ -164,14 +164,12 @@ def rounds(plan: Planner, steps: int, train_patches: int, batch: int) -> tuple[i
     """Validation rounds (epochs) and the steps between them; a pinned one is kept, the other follows."""
     pass_steps = math.ceil(train_patches / batch)
     planned = min(ROUNDS[1], max(ROUNDS[0], round(steps / pass_steps)))
-    epochs_pinned = plan.params.train.epochs != "auto"
     epochs = plan.decide("train.epochs", planned,
                          f"{steps} steps planned = {steps / pass_steps:.1f} passes over the augmented patches: "
                          f"a validation round per pass, {ROUNDS[0]} to {ROUNDS[1]} rounds")
+    over = "the pinned train.epochs" if plan.params.train.epochs != "auto" else "the epochs"
     steps_per_epoch = plan.decide("train.steps_per_epoch", max(1, math.ceil(steps / epochs)),
-                                  "the planned steps spread over the epochs")
-    if plan.params.train.steps_per_epoch == "auto" and epochs_pinned:
-        plan.reasons["train.steps_per_epoch"] = "the planned steps spread over the pinned train.epochs"
+                                  f"the planned steps spread over {over}")
     return epochs, steps_per_epoch
 
 
