@@ -7,7 +7,7 @@ import tifffile
 from PIL import Image
 
 from unetseg.errors import UserError
-from unetseg.imageio import read_image, read_mask, write_png
+from unetseg.imageio import IMAGE_SUFFIXES, read_image, read_mask, read_native, write_png
 
 RNG = np.random.default_rng(0)
 GRAY8 = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
@@ -61,6 +61,40 @@ def test_rgba_drops_alpha(tmp_path):
     assert np.array_equal(read_image(save(tmp_path / "a.png", rgba), 3), RGB8)
     tifffile.imwrite(tmp_path / "a.tif", rgba)
     assert np.array_equal(read_image(tmp_path / "a.tif", 3), RGB8)
+
+
+@pytest.mark.parametrize("alpha", ["unassalpha", "assocalpha"])
+def test_tiff_with_declared_alpha_drops_it(tmp_path, alpha):
+    rgba = np.concatenate([RGB8, np.full((5, 7, 1), 7, np.uint8)], axis=-1)
+    tifffile.imwrite(tmp_path / "a.tif", rgba, photometric="rgb", extrasamples=[alpha])
+    assert np.array_equal(read_native(tmp_path / "a.tif"), RGB8)
+
+
+def test_gray_with_alpha_png_drops_alpha(tmp_path):
+    path = save(tmp_path / "la.png", np.stack([GRAY8, np.full_like(GRAY8, 9)], -1), mode="LA")
+    assert np.array_equal(read_native(path)[..., 0], GRAY8) and np.array_equal(read_mask(path), GRAY8)
+
+
+def test_channel_first_tiff_reads_channels_last(tmp_path):
+    planar = np.moveaxis(RGB8, -1, 0)
+    tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
+    assert np.array_equal(read_native(tmp_path / "planar.tif"), RGB8)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg"])
+def test_jpeg_images_read_as_8_bit(tmp_path, suffix):
+    assert suffix in IMAGE_SUFFIXES
+    colour = read_native(save(tmp_path / f"c{suffix}", RGB8))
+    gray = read_native(save(tmp_path / f"g{suffix}", GRAY8))
+    assert colour.shape == (5, 7, 3) and gray.shape == (5, 7, 1)
+    assert colour.dtype == gray.dtype == np.uint8
+
+
+def test_pillows_own_size_limit_does_not_apply(tmp_path, monkeypatch):
+    """Pillow refuses images over its MAX_IMAGE_PIXELS; only our max_pixels should decide."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    assert np.array_equal(read_native(save(tmp_path / "g.png", GRAY8))[..., 0], GRAY8)
+    assert Image.MAX_IMAGE_PIXELS == 10
 
 
 def test_palette_mask_reads_indices_not_colours(tmp_path):

@@ -1,32 +1,31 @@
-"""Read and write images and masks: PNG and TIFF, 8/16-bit, gray, RGB, RGBA and palette."""
+"""Read and write images and masks: PNG, TIFF and JPEG, 8/16-bit, gray, RGB, RGBA and palette."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from unetseg.errors import UserError
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+TIFF_SUFFIXES = (".tif", ".tiff")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+MAX_PIXELS = 1_000_000_000
 LUMA = np.array([0.299, 0.587, 0.114])
+PILLOW_ALPHA_MODES = ("LA", "PA", "RGBA")
+TIFF_ALPHA_SAMPLES = (1, 2)  # ExtraSamples: associated, unassociated alpha (0 is "unspecified")
 
 
-def read_image(path, channels: int) -> np.ndarray:
+def read_image(path, channels: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An image as (H, W, channels) in its own dtype; colour becomes luminance for channels=1."""
-    return to_channels(read_native(path), channels)
+    return to_channels(read_native(path, max_pixels), channels)
 
 
-def read_native(path) -> np.ndarray:
+def read_native(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An image as stored, alpha dropped: (H, W, 1) gray or (H, W, 3) colour, in its own dtype."""
-    array = _read_array(path, keep_palette=False)
-    if array.ndim == 3 and array.shape[-1] in (2, 4):
-        array = array[..., :-1]  # drop alpha
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3):
-        raise UserError(f"{path}: unsupported image shape {array.shape}; expected gray or RGB(A)")
-    return array
+    return _read_array(path, keep_palette=False, max_pixels=max_pixels)
 
 
 def to_channels(array: np.ndarray, channels: int) -> np.ndarray:
@@ -43,15 +42,15 @@ def is_colour(array: np.ndarray) -> bool:
                                          and np.array_equal(array[..., 0], array[..., 2]))
 
 
-def read_mask(path) -> np.ndarray:
+def read_mask(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A mask as (H, W) integers; palette PNGs give their indices, not their colours."""
-    array = _read_array(path, keep_palette=True)
-    if array.ndim == 3 and array.shape[-1] in (2, 4):
-        array = array[..., :-1]
-    if array.ndim == 3:
-        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, array.shape[-1])):
-            raise UserError(f"{path}: colour mask; save masks as gray, palette or label-id images")
-        array = array[..., 0]
+    if Path(path).suffix.lower() in JPEG_SUFFIXES:
+        raise UserError(f"{path}: JPEG mask, whose lossy compression changes label values at object edges; "
+                        "re-export masks as PNG or TIFF")
+    array = _read_array(path, keep_palette=True, max_pixels=max_pixels)
+    if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, array.shape[-1])):
+        raise UserError(f"{path}: colour mask; save masks as gray, palette or label-id images")
+    array = array[..., 0]
     if not np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.bool_):
         if not np.array_equal(array, np.round(array)):
             raise UserError(f"{path}: mask has non-integer values; save class ids as integers")
@@ -66,24 +65,80 @@ def write_png(path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path, format="PNG")
 
 
-def _read_array(path, keep_palette: bool) -> np.ndarray:
+def _read_array(path, keep_palette: bool, max_pixels: int) -> np.ndarray:
+    """(H, W, 1) or (H, W, 3), declared alpha dropped, every pixel finite."""
     path = Path(path)
+    _check_exists(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        array, has_alpha = _read_tiff(path, max_pixels)
+    else:
+        array, has_alpha = _read_pillow(path, keep_palette, max_pixels)
+    array = _gray_or_rgb(path, array, has_alpha)
+    _check_finite(path, array)
+    return array
+
+
+def _check_exists(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"{path}: broken link (points to {path.readlink()}); "
+                        "if DVC tracks the data, run `dvc pull` (or `dvc checkout`)")
+    if not path.exists():
+        raise UserError(f"{path}: file not found; check the path, or run `dvc pull` if DVC tracks the data")
+
+
+def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, bool]:
+    """The first image of the first series, channels last; whether its last channel is declared alpha."""
+    with _decoding(path), tifffile.TiffFile(path) as tiff:
+        series = tiff.series[0]
+        _check_size(path, series.keyframe.imagelength, series.keyframe.imagewidth, max_pixels)
+        array, axes, extrasamples = series.asarray(), series.axes, series.keyframe.extrasamples
+    if array.ndim == 4:
+        array, axes = array[0], axes[1:]
+    if array.ndim == 3 and axes[0] in "SC":  # planar-separate samples or ImageJ channels come first
+        array = np.moveaxis(array, 0, -1)
+    return array, bool(extrasamples) and extrasamples[-1] in TIFF_ALPHA_SAMPLES
+
+
+def _read_pillow(path: Path, keep_palette: bool, max_pixels: int) -> tuple[np.ndarray, bool]:
+    """Pixels (palette indices if keep_palette); whether the last channel is declared alpha."""
+    with _decoding(path), _pillow_bomb_check_off(), Image.open(path) as image:
+        _check_size(path, image.height, image.width, max_pixels)
+        if image.format == "PNG" and _is_16_bit_colour_png(path):
+            raise UserError(f"{path}: 16-bit colour PNG, which Pillow can only read as 8-bit; "
+                            "re-export it as 16-bit TIFF or as gray PNG")
+        image.load()
+        if image.mode in ("P", "PA") and not keep_palette:
+            image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+        elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+            image = image.convert("L" if image.mode == "1" else "RGB")
+        return np.asarray(image), image.mode in PILLOW_ALPHA_MODES
+
+
+@contextmanager
+def _decoding(path):
+    """Corrupt or truncated files fail anywhere in the decoders: OSError, zlib.error, IndexError..."""
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            array = tifffile.imread(path)
-            return array[0] if array.ndim == 4 else array
-        with Image.open(path) as image:
-            if image.format == "PNG" and _is_16_bit_colour_png(path):
-                raise UserError(f"{path}: 16-bit colour PNG, which Pillow can only read as 8-bit; "
-                                "re-export it as 16-bit TIFF or as gray PNG")
-            image.load()
-            if image.mode == "P" and not keep_palette:
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-                image = image.convert("L" if image.mode == "1" else "RGB")
-            return np.asarray(image)
-    except (OSError, ValueError, UnidentifiedImageError) as exc:
+        yield
+    except (UserError, MemoryError):
+        raise
+    except Exception as exc:
         raise _unreadable(path, exc) from None
+
+
+@contextmanager
+def _pillow_bomb_check_off():
+    """Pillow refuses images over ~179 Mpx; _check_size applies our own limit from the header instead."""
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_size(path, height: int, width: int, max_pixels: int) -> None:
+    if height * width > max_pixels:
+        raise UserError(f"{path}: {height}x{width} pixels is over the limit of {max_pixels:,}; "
+                        "cut it into smaller tiles or downscale it")
 
 
 def _is_16_bit_colour_png(path) -> bool:
@@ -92,6 +147,29 @@ def _is_16_bit_colour_png(path) -> bool:
         header = file.read(26)
     bit_depth, colour_type = header[24], header[25]  # IHDR follows the 8-byte signature
     return bit_depth == 16 and colour_type in (2, 4, 6)
+
+
+def _gray_or_rgb(path, array: np.ndarray, has_alpha: bool) -> np.ndarray:
+    """(H, W, 1) or (H, W, 3); a last channel is only dropped when the file declares it alpha."""
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] > 4:
+        raise UserError(f"{path}: unsupported image shape {array.shape}; "
+                        "save one gray, RGB or RGBA image per file")
+    if has_alpha:
+        array = array[..., :-1]
+    if array.shape[-1] not in (1, 3):
+        raise UserError(f"{path}: {array.shape[-1]} channels and none declared alpha; save one (gray) or "
+                        "three (RGB) channels, e.g. pick or merge the stains")
+    return array
+
+
+def _check_finite(path, array: np.ndarray) -> None:
+    if np.issubdtype(array.dtype, np.floating):
+        bad = np.count_nonzero(~np.isfinite(array).all(axis=-1))
+        if bad:
+            raise UserError(f"{path}: {bad} pixel(s) are NaN or infinite; "
+                            "replace them (e.g. with 0) when exporting")
 
 
 def _unreadable(path, exc) -> UserError:
