@@ -4,10 +4,11 @@
     python benchmarks/quality.py inverted           # the synthetic images, masks inverted (foreground ~87 %)
     python benchmarks/quality.py sparse             # the synthetic set with 1-2 nuclei per image (~1 %)
     python benchmarks/quality.py dsb2018 [--data ../shared/datasets/dsb2018] [--masks masks]
+    python benchmarks/quality.py dsb2018 --masks labels --mask-type instances   # objects: boundary target
 
-Only data.images, data.masks (and for DSB2018 the 70/10/20 split fractions) are set. Writes test Dice
-and IoU, the trivial baselines, the chosen plan and the wall time of `dvc repro` to
-benchmarks/results/quality_<dataset>.json.
+Only data.images, data.masks, data.mask_type (and for DSB2018 the 70/10/20 split fractions) are set.
+Writes test Dice and IoU, the object scores, the trivial baselines, the chosen plan and the wall time
+of `dvc repro` to benchmarks/results/quality_<dataset>[_instances].json.
 """
 
 import argparse
@@ -83,15 +84,15 @@ def inverted_data(root: Path) -> dict:
         Image.fromarray(255 - np.asarray(Image.open(path))).save(masks / path.name)
     dvc(root, "add", "data/raw/images", "data/raw/masks")
     commit(root, "inverted masks")
-    return {"data.images": "data/raw/images", "data.masks": "data/raw/masks"}
+    return {"data.images": "data/raw/images", "data.masks": "data/raw/masks", "data.mask_type": "semantic"}
 
 
-def copied_data(root: Path, source: Path, masks: str) -> dict:
+def copied_data(root: Path, source: Path, masks: str, mask_type: str) -> dict:
     shutil.copytree(source / "images", root / "data/raw/images")
     shutil.copytree(source / masks, root / "data/raw/masks")
     dvc(root, "add", "data/raw/images", "data/raw/masks")
     commit(root, "dataset")
-    return {"data.images": "data/raw/images", "data.masks": "data/raw/masks",
+    return {"data.images": "data/raw/images", "data.masks": "data/raw/masks", "data.mask_type": mask_type,
             "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
 
 
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "dsb2018"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/dsb2018")
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
+    parser.add_argument("--mask-type", default="semantic", choices=["semantic", "instances"],
+                        help="what --masks holds: binary masks, or one id per object (DSB2018's labels)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch project and print its path")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix=f"quality_{args.dataset}_"))
@@ -107,7 +110,7 @@ def main() -> None:
         dvc_project(root)
         changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
                    "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
-                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks)}[args.dataset]()
+                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type)}[args.dataset]()
         set_params(root, changes)
         started = time.perf_counter()
         log = dvc(root, "repro")
@@ -115,12 +118,14 @@ def main() -> None:
         metrics = json.loads((root / "reports/metrics.json").read_text())
         plan = json.loads((root / "reports/plan.json").read_text())
         train = json.loads((root / "reports/train.json").read_text())
-        write_results(f"quality_{args.dataset}", {
+        suffix = "_instances" if args.dataset == "dsb2018" and args.mask_type == "instances" else ""
+        write_results(f"quality_{args.dataset}{suffix}", {
             "dataset": args.dataset,
             "params_set": changes,
             "test": {key: metrics.get(key) for key in ("n_images", "dice", "iou", "precision", "recall")},
             "baselines": metrics["baselines"],
             "margin_over_best_baseline": metrics["margin_over_best_baseline"],
+            "instances": metrics.get("instances"),
             "warnings": [line for line in log.splitlines() if line.startswith("warning:")],
             "plan": plan["values"],
             "plan_estimate": plan["estimate"],

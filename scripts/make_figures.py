@@ -39,7 +39,8 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
 def main() -> None:
     params = load_params(ROOT / "params.yaml")
     cfg, size = params.synthesize, params.extract.patch_size
-    _, image, mask = next(synthesize_dataset(params.base.seed, 1, cfg.max_size, cfg.max_size, cfg.nuclei_per_image))
+    _, image, labels = next(synthesize_dataset(params.base.seed, 1, cfg.max_size, cfg.max_size, cfg.nuclei_per_image))
+    mask = labels > 0
     normalized = percentile_normalize(image[..., None], *params.prepare.percentiles)
     rng = np.random.default_rng(params.base.seed)
     y, x = foreground_corners(mask, 1, size, rng)[0]

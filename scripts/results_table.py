@@ -1,4 +1,4 @@
-"""Print README's "Results on real data" table from benchmarks/results/quality_*.json.
+"""Print README's "Results on real data" tables (pixels, then objects) from benchmarks/results/quality_*.json.
 
     python scripts/results_table.py
 """
@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-ORDER = ["synthetic", "inverted", "sparse", "dsb2018"]
+ORDER = ["synthetic", "inverted", "sparse", "dsb2018", "dsb2018_instances"]
 NAMES = {"synthetic": "synthetic (shipped default)", "inverted": "synthetic, masks inverted",
-         "sparse": "synthetic, 1–2 nuclei per image", "dsb2018": "DSB2018 nuclei"}
+         "sparse": "synthetic, 1–2 nuclei per image", "dsb2018": "DSB2018 nuclei",
+         "dsb2018_instances": "DSB2018 nuclei, instance labels"}
 
 
 def row(result: dict) -> str:
@@ -19,19 +20,35 @@ def row(result: dict) -> str:
     minutes, seconds = divmod(round(result["dvc_repro_wall_s"]), 60)
     planned = (f"patch {plan['extract.patch_size']}, base {plan['model.base_filters']}, "
                f"{plan['train.epochs']}×{plan['train.steps_per_epoch']} steps of {plan['train.batch_size']}")
-    return (f"| {NAMES[result['dataset']]} | {test['n_images']} | {fingerprint['foreground_fraction']:.1%} | "
+    return (f"| {NAMES[result['name']]} | {test['n_images']} | {fingerprint['foreground_fraction']:.1%} | "
             f"**{test['dice']:.3f}** | {test['iou']:.3f} | {baselines['all_foreground']:.3f} | "
             f"{best} {baselines[best]:.3f} | {planned} | {minutes} min {seconds:02d} s |")
 
 
+def object_row(result: dict) -> str:
+    objects = result["instances"]
+    target = "boundary" if "seed_threshold" in objects else "binary"
+    seed = f", seeds ≥ {objects['seed_threshold']}" if target == "boundary" else ""
+    return (f"| {NAMES[result['name']]} | {objects['truth_objects']} | {target}{seed} | {objects['objects_true']} | "
+            f"**{objects['ap_50']:.3f}** | {objects['f1_50']:.3f} | {objects['mean_ap']:.3f} | {objects['pq_50']:.3f} | "
+            f"{objects['merges']} / {objects['splits']} | {objects['otsu_components_ap_50']:.3f} |")
+
+
 def main() -> None:
+    results = [{"name": name, **json.loads((RESULTS / f"quality_{name}.json").read_text())}
+               for name in ORDER if (RESULTS / f"quality_{name}.json").is_file()]
     print("| dataset | test images | foreground | Dice | IoU | all-foreground Dice | best baseline | plan | "
           "`dvc repro` |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name in ORDER:
-        path = RESULTS / f"quality_{name}.json"
-        if path.is_file():
-            print(row(json.loads(path.read_text())))
+    for result in results:
+        print(row(result))
+    print()
+    print("| dataset | true objects from | target | true objects | AP@0.5 | F1@0.5 | mean AP 0.5–0.95 | PQ@0.5 | "
+          "merges / splits | Otsu components AP@0.5 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for result in results:
+        if result.get("instances"):
+            print(object_row(result))
 
 
 if __name__ == "__main__":

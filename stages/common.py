@@ -13,11 +13,30 @@ from unetseg.errors import UserError
 from unetseg.params import Params, load_params
 
 
+# Where the stages write (atomic_dir / atomic_file put `.<name>.tmp` beside each output)
+OUTPUT_FOLDERS = (".", "data", "data/synthetic", "data/patches", "models", "reports")
+
+
 def load_stage_params(argv, description: str) -> Params:
-    """The params of a stage that takes no other arguments than `--params PATH`."""
+    """The params of a stage that takes no other arguments than `--params PATH`; temporaries that a
+    killed stage left behind are removed first."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
-    return load_params(parser.parse_args(argv).params)
+    params = load_params(parser.parse_args(argv).params)
+    remove_stale_temporaries()
+    return params
+
+
+def remove_stale_temporaries(folders=OUTPUT_FOLDERS) -> None:
+    """Delete the `.<name>.tmp` entries in the stages' output folders. DVC runs one stage at a time
+    in a workspace, so any found when a stage starts were left by one that was killed (kill -9, power
+    loss) and, if DVC later restored that stage from its run-cache, would otherwise stay forever."""
+    for folder in folders:
+        for tmp in Path(folder).glob(".*.tmp"):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
 
 def run_stage(main, argv=None) -> None:

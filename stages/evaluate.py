@@ -6,6 +6,11 @@ way, and a warning on stderr says when the model does not beat them or predicts 
 reports/thresholds.csv is the mean over test images (images empty in both truth and prediction
 left out) of Dice and IoU of foreground-vs-background at each threshold of the probability maps;
 for several classes the foreground probability is 1 - p(background).
+
+For one class, objects are scored too (unetseg/instances.py): predicted objects against the true
+ones (the instance labels, or the connected components of binary masks), with counts pooled over
+the test images; reports/instances.csv has every IoU threshold, metrics.json the headline numbers
+and, as the trivial baseline for objects, the AP@0.5 of the connected components of Otsu's mask.
 """
 
 import csv
@@ -13,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from skimage.segmentation import find_boundaries
 from tqdm import tqdm
 
 from stages.common import atomic_dir, atomic_file, load_stage_params, read_json, run_stage, write_json
@@ -20,12 +26,17 @@ from unetseg.baselines import (BASELINES, baseline_predictions, baseline_scores,
                                margin_over_best_baseline)
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask, write_png
-from unetseg.metrics import SCORES, evaluate_image, summarize
+from unetseg.instances import (evaluate_instances, labels_from_mask, scores_from_matches, split_and_merged_pixels,
+                               summarize_instances)
+from unetseg.metrics import SCORES, evaluate_image, foreground_score, summarize
 
 PREPARED, PREDICTIONS = Path("data/prepared"), Path("data/predictions")
 METRICS, PER_IMAGE, THRESHOLDS, OVERLAYS = ("reports/metrics.json", "reports/per_image.csv",
                                             "reports/thresholds.csv", "reports/overlays")
-COLOURS = {"tp": (0, 200, 0), "fp": (230, 0, 0), "fn": (0, 120, 255)}
+INSTANCES = "reports/instances.csv"
+OVERLAY_MIN_SIDE = 512
+COLOURS = {"tp": (0, 200, 0), "fp": (230, 0, 0), "fn": (0, 120, 255),
+           "object": (255, 255, 255), "merged": (255, 0, 255), "split": (255, 220, 0)}
 
 
 def main(argv) -> None:
@@ -34,7 +45,7 @@ def main(argv) -> None:
     stems = read_json(PREPARED / "manifest.json")["splits"]["test"]
     if not stems:
         raise UserError("params.yaml: prepare.test_fraction: the test split is empty; raise it or list test images")
-    results, sweep = {}, {t: [] for t in thresholds}
+    results, objects, otsu_objects, sweep = {}, {}, [], {t: [] for t in thresholds}
     baselines, constant = {name: [] for name in BASELINES}, 0
     for stem in tqdm(stems, desc="evaluate"):  # one image in memory at a time
         truth = np.load(PREPARED / "test" / "masks" / f"{stem}.npy")
@@ -42,8 +53,13 @@ def main(argv) -> None:
         results[stem] = evaluate_image(truth, prediction, num_classes)
         constant += is_constant(prediction)
         image = np.load(PREPARED / "test" / "images" / f"{stem}.npy")
-        for name, labels in baseline_predictions(image, truth, num_classes).items():
+        trivial = baseline_predictions(image, truth, num_classes)
+        for name, labels in trivial.items():
             baselines[name].append(evaluate_image(truth, labels, num_classes))
+        if num_classes == 1:
+            true_objects = true_instances(stem)
+            objects[stem] = evaluate_instances(true_objects, predicted_instances(stem, truth.shape))
+            otsu_objects.append(evaluate_instances(true_objects, labels_from_mask(trivial["otsu"])))
         foreground, probability = (truth > 0).astype(np.uint8), foreground_probability(stem, truth.shape)
         for t in thresholds:
             sweep[t].append(evaluate_image(foreground, (probability >= t).astype(np.uint8), 1))
@@ -55,8 +71,17 @@ def main(argv) -> None:
                    margin_over_best_baseline=margin_over_best_baseline(metrics["dice"], baseline_dice))
     for warning in collapse_warnings(metrics["dice"], baseline_dice, constant, len(stems)):
         print(f"warning: {warning}", file=sys.stderr)
+    summary = summarize_instances(list(objects.values())) if objects else None
+    if summary:
+        otsu_ap = summarize_instances(otsu_objects)["by_tau"][0.5]["ap"]
+        metrics["instances"] = {**headline(summary, read_json(PREPARED / "manifest.json")["mask_type"]),
+                                "otsu_components_ap_50": round(otsu_ap, 6), **postprocessing_chosen()}
+        print(f"evaluate: objects from {metrics['instances']['truth_objects']}: AP@0.5 "
+              f"{metrics['instances']['ap_50']:.3f} (Otsu's connected components: {otsu_ap:.3f}), "
+              f"F1@0.5 {metrics['instances']['f1_50']:.3f}")
+    write_instance_sweep(summary)
     write_json(METRICS, metrics)
-    write_per_image(results, num_classes)
+    write_per_image(results, objects, num_classes)
     write_threshold_sweep(sweep)
     write_overlays(results, params.evaluate.overlays, num_classes)
 
@@ -67,6 +92,49 @@ def predicted_labels(stem: str, num_classes: int, shape) -> np.ndarray:
         raise UserError(f"{path}: missing prediction; run the predict stage (dvc repro predict)")
     labels = _check_shape(path, read_mask(path), shape)
     return (labels > 0).astype(np.uint8) if num_classes == 1 else labels
+
+
+def true_instances(stem: str) -> np.ndarray:
+    return np.load(PREPARED / "test" / "labels" / f"{stem}.npy")
+
+
+def predicted_instances(stem: str, shape) -> np.ndarray:
+    path = PREDICTIONS / f"{stem}_instances.png"
+    if not path.is_file():
+        raise UserError(f"{path}: missing object labels; run the predict stage (dvc repro predict)")
+    return _check_shape(path, read_mask(path), shape)
+
+
+def headline(summary: dict, mask_type: str) -> dict:
+    """The object scores worth a column in `dvc metrics diff`; every threshold is in instances.csv."""
+    at = summary["by_tau"]
+    numbers = {"ap_50": at[0.5]["ap"], "ap_75": at[0.75]["ap"], "mean_ap": summary["mean_ap"],
+               "f1_50": at[0.5]["f1"], "precision_50": at[0.5]["precision"], "recall_50": at[0.5]["recall"],
+               "pq_50": at[0.5]["pq"], "matched_iou_50": at[0.5]["mean_matched_iou"],
+               **{key: summary[key] for key in ("objects_true", "objects_predicted", "splits", "merges",
+                                                "rand_error", "vi_split", "vi_merge")}}
+    numbers = {key: round(value, 6) if isinstance(value, float) else value for key, value in numbers.items()}
+    truth = "instance labels" if mask_type == "instances" else "connected components of the masks"
+    return {**numbers, "truth_objects": truth}
+
+
+def postprocessing_chosen() -> dict:
+    """The seed threshold and minimum object size predict chose on the validation images, if it did."""
+    path = PREDICTIONS / "postprocess.json"
+    chosen = read_json(path) if path.is_file() else {}
+    keys = [key for key in ("seed_threshold", "min_object_size") if f"predict.{key}" in chosen]
+    return {key: chosen[f"predict.{key}"] for key in keys}
+
+
+def write_instance_sweep(summary: dict | None) -> None:
+    """Object scores at every IoU threshold: the 'AP against the IoU threshold' plot (only the
+    header for several classes, where there are no objects to score)."""
+    columns = ("ap", "f1", "precision", "recall", "pq", "tp", "fp", "fn")
+    with atomic_file(INSTANCES) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["iou_threshold", *columns])
+        for tau, scores in (summary["by_tau"] if summary else {}).items():
+            writer.writerow([tau, *(_fmt(scores[c]) if isinstance(scores[c], float) else scores[c] for c in columns)])
 
 
 def foreground_probability(stem: str, shape) -> np.ndarray:
@@ -84,21 +152,27 @@ def foreground_probability(stem: str, shape) -> np.ndarray:
     return _check_shape(path, probability, shape)
 
 
-def foreground_mean(result: dict, name: str, num_classes: int) -> float:
-    values = np.asarray(result[name], np.float64)
-    values = values if num_classes == 1 else values[1:]
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-
-
-def write_per_image(results: dict, num_classes: int) -> None:
-    """One row per test image (foreground mean for several classes): the 'Dice per image' plot."""
+def write_per_image(results: dict, objects: dict, num_classes: int) -> None:
+    """One row per test image (foreground mean for several classes): the 'Dice per image' plot;
+    for one class also its objects: counts, AP/F1 at IoU 0.5, adapted Rand error, merges, splits."""
     with atomic_file(PER_IMAGE) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["image", *SCORES, "tp", "fp", "fn", "tn"])
+        writer.writerow(["image", *SCORES, "tp", "fp", "fn", "tn", *OBJECT_COLUMNS])
         for stem, result in results.items():
-            scores = [_fmt(foreground_mean(result, name, num_classes)) for name in SCORES]
+            scores = [_fmt(foreground_score(result, name, num_classes)) for name in SCORES]
             counts = [int(np.sum(result[c] if num_classes == 1 else result[c][1:])) for c in ("tp", "fp", "fn", "tn")]
-            writer.writerow([stem, *scores, *counts])
+            writer.writerow([stem, *scores, *counts, *object_row(objects.get(stem))])
+
+
+OBJECT_COLUMNS = ("objects_true", "objects_predicted", "ap_50", "f1_50", "rand_error", "merges", "splits")
+
+
+def object_row(image: dict | None) -> list:
+    if image is None:
+        return [""] * len(OBJECT_COLUMNS)
+    scores = scores_from_matches(**image["by_tau"][0.5])
+    return [image["objects_true"], image["objects_predicted"], _fmt(scores["ap"]), _fmt(scores["f1"]),
+            _fmt(image["rand_error"]), image["merges"], image["splits"]]
 
 
 def write_threshold_sweep(sweep: dict) -> None:
@@ -111,9 +185,10 @@ def write_threshold_sweep(sweep: dict) -> None:
 
 
 def write_overlays(results: dict, count: int, num_classes: int) -> None:
-    """The `count` worst and best test images by Dice: TP green, FP red, FN blue over the grey image."""
-    ranked = sorted((s for s in results if np.isfinite(foreground_mean(results[s], "dice", num_classes))),
-                    key=lambda s: (foreground_mean(results[s], "dice", num_classes), s))
+    """The `count` worst and best test images by Dice: TP green, FP red, FN blue over the grey image,
+    and for one class the outlines of the objects (outline_objects)."""
+    ranked = sorted((s for s in results if np.isfinite(foreground_score(results[s], "dice", num_classes))),
+                    key=lambda s: (foreground_score(results[s], "dice", num_classes), s))
     chosen = [("worst", i, s) for i, s in enumerate(ranked[:count])]
     chosen += [("best", i, s) for i, s in enumerate(reversed(ranked[-count:] if count else []))]
     with atomic_dir(OVERLAYS) as out:
@@ -121,7 +196,9 @@ def write_overlays(results: dict, count: int, num_classes: int) -> None:
             image = np.load(PREPARED / "test" / "images" / f"{stem}.npy")
             truth = np.load(PREPARED / "test" / "masks" / f"{stem}.npy")
             overlay = colour_overlay(image, truth, predicted_labels(stem, num_classes, truth.shape))
-            write_png(out / f"{kind}{rank + 1}_{stem}.png", overlay)
+            if num_classes == 1:
+                overlay = outline_objects(overlay, true_instances(stem), predicted_instances(stem, truth.shape))
+            write_png(out / f"{kind}{rank + 1}_{stem}.png", enlarged(overlay, OVERLAY_MIN_SIDE))
 
 
 def colour_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
@@ -137,6 +214,25 @@ def colour_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray)
     for mask, colour in ((tp, COLOURS["tp"]), (fp, COLOURS["fp"]), (fn, COLOURS["fn"])):
         rgb[mask] = 0.45 * rgb[mask] + 0.55 * np.array(colour)
     return rgb.round().astype(np.uint8)
+
+
+def outline_objects(rgb: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """Outlines of the predicted objects: white, magenta where one merges true objects; the outline
+    of a true object split into several predicted ones in yellow."""
+    split, merged = split_and_merged_pixels(truth, prediction)
+    outlined = rgb.copy()
+    edges = find_boundaries(prediction, mode="inner")
+    outlined[edges] = COLOURS["object"]
+    outlined[edges & merged] = COLOURS["merged"]
+    outlined[find_boundaries(np.where(split, truth, 0), mode="inner")] = COLOURS["split"]
+    return outlined
+
+
+def enlarged(rgb: np.ndarray, min_side: int) -> np.ndarray:
+    """Pixels repeated a whole number of times until the short side reaches `min_side`: small test
+    images stay readable in `dvc plots show`, and every pixel stays a sharp square."""
+    factor = -(-min_side // min(rgb.shape[:2]))
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
 
 
 def _check_shape(path: Path, array: np.ndarray, shape) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Stage extract: cut train and val images into patch shards (train with foreground oversampling).
 
 Patch size, stride and oversampling come from the plan; validation uses a grid without overlap
-(stride = patch), enough to score every pixel once."""
+(stride = patch), enough to score every pixel once. The masks cut are the training target: the
+prepared class ids, or for data.target boundary the background/interior/boundary classes of the
+prepared object labels."""
 
 from contextlib import ExitStack
 from pathlib import Path
@@ -10,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage
+from unetseg.instances import boundary_classes, resolve_target
 from unetseg.patches import extract_patches
 from unetseg.shards import ShardWriter
 
@@ -22,6 +25,7 @@ def main(argv) -> None:
     shard_size, plan = params.extract.shard_size, read_plan("extract")
     patch = plan["extract.patch_size"]
     manifest = read_json(PREPARED / "manifest.json")
+    target = resolve_target(params.data.target, manifest["num_classes"], manifest["mask_type"])
     with ExitStack() as stack:
         for split, stride, fg_fraction in (("train", plan["extract.stride"], plan["extract.fg_fraction"]),
                                            ("val", patch, 0.0)):
@@ -29,11 +33,17 @@ def main(argv) -> None:
             writer = ShardWriter(out, patch, manifest["channels"], shard_size)
             for index, stem in enumerate(tqdm(manifest["splits"][split], desc=f"extract {split}")):
                 image = np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r")
-                mask = np.load(PREPARED / split / "masks" / f"{stem}.npy", mmap_mode="r")
+                mask = target_mask(PREPARED / split, stem, target, params.data.boundary_width)
                 rng = np.random.default_rng([params.base.seed, index])
                 writer.add(*extract_patches(image, mask, patch, stride, fg_fraction, rng), source=index)
             writer.close(source_images=len(manifest["splits"][split]), stride=stride,
                          fg_fraction=fg_fraction, shard_size=shard_size)
+
+
+def target_mask(folder: Path, stem: str, target: str, boundary_width: int) -> np.ndarray:
+    if target == "boundary":
+        return boundary_classes(np.load(folder / "labels" / f"{stem}.npy"), boundary_width)
+    return np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, run_stage, write_json
-from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_trainable, find_pairs,
-                             integrity_report, integrity_warnings, mask_to_classes, resolve_channels,
-                             split_stems)
+from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_trainable, check_validation, find_pairs,
+                             instance_labels, integrity_report, integrity_warnings, mask_to_classes,
+                             resolve_channels, resolve_mask_type, split_stems)
 from unetseg.imageio import read_image, read_mask
 from unetseg.normalize import dataset_statistics, normalize
 
@@ -22,13 +22,16 @@ def main(argv) -> None:
     data, cfg = params.data, params.prepare
 
     pairs = find_pairs(data.images, data.masks)
-    summaries = {stem: check_pair(image, mask, data.num_classes) for stem, image, mask in tqdm(pairs, desc="check")}
+    summaries = {stem: check_pair(image, mask, data.num_classes, data.mask_type)
+                 for stem, image, mask in tqdm(pairs, desc="check")}
     stems = [stem for stem, _, _ in pairs]
     splits = (check_explicit_split(cfg.split.model_dump(), stems) if cfg.split
               else split_stems(stems, cfg.val_fraction, cfg.test_fraction, params.base.seed))
+    check_validation(splits)
     check_trainable(summaries, splits["train"])
     channels = resolve_channels(data.channels, summaries)
-    report = integrity_report(summaries, splits, data.channels, channels)
+    mask_type = resolve_mask_type(data.mask_type, data.num_classes, summaries)
+    report = {**integrity_report(summaries, splits, data.channels, channels), "mask_type": mask_type}
     for warning in integrity_warnings(report, cfg.normalize):
         print(f"warning: {warning}", file=sys.stderr)
     split_of = {stem: name for name, members in splits.items() for stem in members}
@@ -42,8 +45,14 @@ def main(argv) -> None:
             (folder / "masks").mkdir(parents=True, exist_ok=True)
             image = normalize(read_image(image_path, channels), spec)
             np.save(folder / "images" / f"{stem}.npy", image)
-            np.save(folder / "masks" / f"{stem}.npy", mask_to_classes(read_mask(mask_path), data.num_classes, mask_path))
-        write_json(out / "manifest.json", manifest(channels, data.num_classes, spec, splits, sources, summaries))
+            mask = read_mask(mask_path)
+            classes = mask_to_classes(mask, data.num_classes, mask_path, data.mask_type)
+            np.save(folder / "masks" / f"{stem}.npy", classes)
+            if data.num_classes == 1:  # the objects, for instance targets and metrics
+                (folder / "labels").mkdir(exist_ok=True)
+                np.save(folder / "labels" / f"{stem}.npy", instance_labels(mask))
+        write_json(out / "manifest.json", manifest(channels, data.num_classes, mask_type, spec, splits, sources,
+                                                   summaries))
         write_json(REPORT, report)
 
 
@@ -54,7 +63,7 @@ def normalization_spec(cfg, train_images, channels: int) -> dict:
     return spec
 
 
-def manifest(channels: int, num_classes: int, spec, splits, sources, summaries) -> dict:
+def manifest(channels: int, num_classes: int, mask_type: str, spec, splits, sources, summaries) -> dict:
     def fraction(members):
         pixels = sum(np.prod(summaries[s]["shape"]) for s in members)
         fg = sum(np.prod(summaries[s]["shape"]) * summaries[s]["foreground_fraction"] for s in members)
@@ -64,6 +73,7 @@ def manifest(channels: int, num_classes: int, spec, splits, sources, summaries) 
     return {
         "channels": channels,
         "num_classes": num_classes,
+        "mask_type": mask_type,
         "normalization": spec,
         "splits": splits,
         "counts": {name: len(splits[name]) for name in SPLITS},

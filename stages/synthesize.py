@@ -1,4 +1,5 @@
-"""Stage synthesize: the embedded default dataset (images/ and masks/ as PNG, like a user's data)."""
+"""Stage synthesize: the embedded default dataset as PNG, like a user's data: images/, masks/ (0/255)
+and labels/ (uint16 nucleus ids, 0 = background)."""
 
 from contextlib import ExitStack
 
@@ -19,9 +20,11 @@ def main(argv) -> None:
     with ExitStack() as stack:
         images = stack.enter_context(atomic_dir(f"{OUT}/images"))
         masks = stack.enter_context(atomic_dir(f"{OUT}/masks"))
-        for name, image, mask in tqdm(generated, total=cfg.num_images, desc="synthesize"):
+        labels = stack.enter_context(atomic_dir(f"{OUT}/labels"))
+        for name, image, nuclei in tqdm(generated, total=cfg.num_images, desc="synthesize"):
             write_png(images / f"{name}.png", image)
-            write_png(masks / f"{name}.png", mask.astype("uint8") * 255)
+            write_png(masks / f"{name}.png", (nuclei > 0).astype("uint8") * 255)
+            write_png(labels / f"{name}.png", nuclei.astype("uint16"))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ import sys
 import time
 from contextlib import ExitStack
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from unetseg.backend import start_keras
 
-import keras  # noqa: E402
+keras = start_keras()
 import tensorflow as tf  # noqa: E402
 from dvclive import Live  # noqa: E402
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json  # noqa: E402
+from unetseg.instances import output_classes, resolve_target  # noqa: E402
 from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
 from unetseg.shards import read_manifest  # noqa: E402
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
@@ -45,9 +46,9 @@ def as_dataset(batches: ShardBatches) -> tf.data.Dataset:
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
-def compiled_unet(params, plan: dict, channels: int) -> keras.Model:
+def compiled_unet(params, plan: dict, channels: int, classes: int) -> keras.Model:
     keras.mixed_precision.set_global_policy(params.train.precision)
-    m, t, classes = params.model, params.train, params.data.num_classes
+    m, t = params.model, params.train
     model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
                        m.dropout, m.upsampling)
     loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth)
@@ -60,7 +61,8 @@ def compiled_unet(params, plan: dict, channels: int) -> keras.Model:
 
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
-    t, plan = params.train, read_plan("train")
+    t, plan, prepared = params.train, read_plan("train"), read_json(PREPARED)
+    target = resolve_target(params.data.target, prepared["num_classes"], prepared["mask_type"])
     keras.utils.set_random_seed(params.base.seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -74,7 +76,7 @@ def main(argv) -> None:
                          steps_per_epoch=plan["train.steps_per_epoch"], per_image=t.sampling == "image")
     val = ShardBatches(VAL, batch, params.base.seed, shuffle=False)
     with make_strategy(strategy_name).scope():
-        model = compiled_unet(params, plan, train.channels)
+        model = compiled_unet(params, plan, train.channels, output_classes(target, prepared["num_classes"]))
 
     keep_best, stop_on_nan = KeepBest("val_dice"), StopOnNonFinite()
     with ExitStack() as stack:
@@ -95,11 +97,11 @@ def main(argv) -> None:
         stop_on_nan.raise_if_stopped()
         keep_best.restore()
         save_model(model, models_dir / "unet.keras")
-        preprocessing = {key: read_json(PREPARED)[key] for key in ("channels", "num_classes", "normalization")}
-        write_json(models_dir / "preprocessing.json", preprocessing)
+        preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
+        write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target})
     epochs_run = len(history.history["loss"])
     baseline = (all_foreground_dice(read_manifest(VAL)["foreground_fraction"])
-                if params.data.num_classes == 1 else None)
+                if target == "binary" else None)
     warning = collapse_warning(keep_best.best, baseline)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

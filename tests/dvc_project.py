@@ -90,7 +90,8 @@ def make_project(tmp_path: Path, params: dict | None = None) -> DvcProject:
 
 
 def bring_own_data(project: DvcProject) -> None:
-    """A dataset of one's own, tracked by DVC, with the pipeline pointed at it, reproduced and committed."""
+    """A dataset of one's own (binary masks), tracked by DVC, with the pipeline pointed at it, reproduced
+    and committed."""
     for kind in ("images", "masks"):
         shutil.copytree(project.root / "data" / "synthetic" / kind, project.root / "data" / "own" / kind)
     project.dvc("add", "data/own/images", "data/own/masks")

@@ -21,8 +21,11 @@ PARAM_READERS = {
     "base.seed": {"synthesize", "prepare", "extract", "augment", "train"},
     "data.images": {"prepare"},
     "data.masks": {"prepare"},
-    "data.num_classes": {"prepare", "train", "evaluate"},
+    "data.num_classes": {"prepare", "evaluate"},
     "data.channels": {"prepare"},
+    "data.mask_type": {"prepare"},
+    "data.target": {"extract", "train"},
+    "data.boundary_width": {"extract"},
     "synthesize.*": {"synthesize"},
     "prepare.*": {"prepare"},
     "plan.*": {"plan"},
@@ -76,6 +79,8 @@ MODULE_READERS = {
     "stages/evaluate.py": {"evaluate"},
     "unetseg/metrics.py": {"evaluate"},
     "unetseg/baselines.py": {"evaluate"},
+    "unetseg/instances.py": {"prepare", "extract", "train", "predict", "evaluate"},
+    "unetseg/backend.py": {"train", "predict"},
 }
 
 

@@ -1,8 +1,12 @@
+import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
+from stage_runner import REPO
+from stage_runner import run_stage as run_stage_in
 from stages.common import atomic_dir, atomic_file, read_json, run_stage, write_json
 from unetseg.errors import UserError
 
@@ -54,3 +58,26 @@ def test_run_stage_turns_user_error_into_one_line_and_exit_2():
     assert result.returncode == 2
     assert result.stderr == "error: data/x.png: broken; fix it\n"
     assert result.stdout == ""
+
+
+def test_temporaries_of_a_killed_stage_go_when_the_next_stage_starts(tiny_copy):
+    """A real SIGKILL while a stage writes data/patches/.train.tmp; the rerun that DVC would serve from
+    its run-cache never cleans it, so the next stage that starts does."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom stages.common import atomic_dir\n"
+         "with atomic_dir('data/patches/train') as tmp:\n"
+         "    (tmp / 'shard.npy').write_bytes(bytes(1000))\n"
+         "    print('writing', flush=True)\n    time.sleep(60)\n"],
+        cwd=tiny_copy, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    left = tiny_copy / "data/patches/.train.tmp"
+    assert left.is_dir() and (tiny_copy / "data/patches/train").is_dir()  # the old output is whole
+    (tiny_copy / "reports/.metrics.json.tmp").write_text("half")  # a killed evaluate's file
+    raw = tiny_copy / "data/raw"
+    raw.mkdir()
+    (raw / ".user.tmp").write_text("not ours")  # the user's own folders are never touched
+    assert run_stage_in("evaluate", tiny_copy).returncode == 0
+    assert not left.exists() and not (tiny_copy / "reports/.metrics.json.tmp").exists()
+    assert (raw / ".user.tmp").exists()

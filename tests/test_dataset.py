@@ -3,8 +3,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from unetseg.dataset import (check_explicit_split, check_pair, check_trainable, find_pairs, integrity_report,
-                             integrity_warnings, list_images, mask_to_classes, resolve_channels, split_stems)
+from unetseg.dataset import (check_explicit_split, check_pair, check_trainable, find_pairs, instance_labels,
+                             integrity_report, integrity_warnings, list_images, mask_to_classes, resolve_channels,
+                             resolve_mask_type, split_stems)
 from unetseg.errors import UserError
 
 
@@ -63,7 +64,8 @@ def test_check_pair_summarises(tmp_path):
     image = make_folder(tmp_path / "images", ["a.png"]) / "a.png"
     mask = make_folder(tmp_path / "masks", ["a.png"]) / "a.png"
     assert check_pair(image, mask, 1) == {"shape": [6, 8], "dtype": "uint8", "colour": False,
-                                          "class_pixels": [42, 6], "foreground_fraction": 6 / 48}
+                                          "class_pixels": [42, 6], "foreground_fraction": 6 / 48, "objects": 1,
+                                          "object_ids": False}
 
 
 def test_check_pair_counts_every_class_and_tells_colour_from_gray_rgb(tmp_path):
@@ -136,9 +138,9 @@ def test_binary_masks_become_0_1(values):
     assert mask_to_classes(mask, 1, "m.png").tolist() == [int(v > 0) for v in values]
 
 
-def test_mask_value_7_with_one_class_is_refused():
-    with pytest.raises(UserError, match=r"m\.png: mask value 7 is not valid for data.num_classes=1"):
-        mask_to_classes(np.array([0, 7, 255]), 1, "m.png")
+def test_mask_value_7_in_semantic_masks_of_one_class_is_refused():
+    with pytest.raises(UserError, match=r"m\.png: mask values 0, 7, 255 are not binary \(0/1 or 0/255\)"):
+        mask_to_classes(np.array([0, 7, 255]), 1, "m.png", "semantic")
 
 
 def test_class_ids_must_fit_num_classes():
@@ -177,3 +179,23 @@ def test_explicit_split_is_checked():
         check_explicit_split({"train": ["a", "b", "z"], "val": ["c"], "test": []}, stems)
     with pytest.raises(UserError, match="image 'c' is in no split"):
         check_explicit_split({"train": ["a", "b"], "val": [], "test": []}, stems)
+
+
+def test_object_ids_are_kept_and_binary_masks_give_their_components():
+    ids = np.array([[0, 3, 3, 0, 7], [0, 3, 3, 0, 7]])
+    assert instance_labels(ids).tolist() == ids.tolist()
+    binary = np.array([[0, 255, 0, 255], [0, 255, 0, 0]], np.uint8)
+    assert instance_labels(binary).tolist() == [[0, 1, 0, 2], [0, 1, 0, 0]]
+    assert mask_to_classes(ids, 1, "m.png").tolist() == (ids > 0).astype(int).tolist()
+
+
+def test_mask_type_auto_is_instances_when_some_mask_holds_ids():
+    summaries = {"a": {"object_ids": False}, "b": {"object_ids": True}}
+    assert resolve_mask_type("auto", 1, summaries) == "instances"
+    assert resolve_mask_type("auto", 1, {"a": {"object_ids": False}}) == "semantic"
+    assert resolve_mask_type("semantic", 1, summaries) == "semantic"
+
+
+def test_negative_mask_values_are_refused():
+    with pytest.raises(UserError, match=r"m\.png: mask value -1 is negative"):
+        mask_to_classes(np.array([0, -1]), 1, "m.png")

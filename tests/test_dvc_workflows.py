@@ -48,7 +48,7 @@ def test_synthesize_runs_only_while_the_data_params_point_at_its_output(project)
     project.dvc("exp", "run", "-S", "predict.threshold=0.4")
     assert not (project.root / "data/synthetic/images/synth_008.png").exists(), "synthesize ran"
 
-    project.set_params({"data": {"images": "data/synthetic/images", "masks": "data/synthetic/masks"}})
+    project.set_params({"data": {"images": "data/synthetic/images", "masks": "data/synthetic/labels"}})
     assert "synthesize" in project.repro()  # pointed back: it is prepare's input again
     assert (project.root / "data/synthetic/images/synth_008.png").exists()
 

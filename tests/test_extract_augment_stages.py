@@ -16,8 +16,13 @@ def test_extract_writes_train_and_val_shards(tiny_run):
     assert train["source_images"] == prepared["counts"]["train"] and val["fg_fraction"] == 0.0
     assert train["patch_size"] == 32 and train["count"] > val["count"] > 0
     assert all(s["count"] <= 16 for s in train["shards"])
+    values = set()
     for images, masks in iter_shards(tiny_run / "data/patches/train"):
-        assert images.shape[1:] == (32, 32, 1) and set(np.unique(masks)) <= {0, 1}
+        assert images.shape[1:] == (32, 32, 1)
+        values |= set(np.unique(masks).tolist())
+    assert prepared["mask_type"] == "instances" and values == {0, 1, 2}  # the boundary target's classes
+    for _, masks in iter_shards(tiny_run / "data/augmented"):
+        assert set(np.unique(masks).tolist()) <= {0, 1, 2}
 
 
 def test_augment_keeps_originals_and_adds_copies(tiny_run):

@@ -39,6 +39,8 @@ def test_several_classes_per_class_and_foreground_mean():
     assert np.isclose(summary["per_class"]["1"]["dice"], 2 / 3)
     assert np.isclose(summary["per_class"]["2"]["dice"], 0.8)
     assert np.isclose(summary["dice"], (2 / 3 + 0.8) / 2, atol=1e-6)
+    assert np.isclose(summary["pixel_accuracy"], 5 / 6, atol=1e-6)  # overall: 5 of 6 pixels right
+    assert np.isclose(summary["per_class"]["2"]["pixel_accuracy"], 5 / 6, atol=1e-6)  # one-vs-rest
 
 
 def test_a_class_absent_from_an_image_does_not_drag_its_mean():

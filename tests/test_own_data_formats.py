@@ -66,7 +66,8 @@ def write_mixed_dataset(root, labels: int) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("num_classes", [1, 3])
 def test_every_format_is_read_split_and_reported(tmp_path, num_classes):
     truth = write_mixed_dataset(tmp_path, labels=1 if num_classes == 1 else 2)
-    write_params(tmp_path, {"data": {"images": "own/images", "masks": "own/masks", "num_classes": num_classes},
+    write_params(tmp_path, {"data": {"images": "own/images", "masks": "own/masks", "num_classes": num_classes,
+                                     "mask_type": "semantic"},
                             "prepare": {"val_fraction": 0.2, "test_fraction": 0.2}})
     result = run_stage("prepare", tmp_path)
     assert result.returncode == 0, result.stderr

@@ -48,7 +48,7 @@ def test_forced_extract_and_augment_are_byte_identical(project):
         ({"augment": {"elastic": {"sigma": 5.0}}}, {"augment", "train", "predict", "evaluate"}),
         ({"extract": {"stride": 16}}, {"plan", "extract", "augment", "train", "predict", "evaluate"}),
         ({"predict": {"tile_size": 64}}, {"plan", "predict", "evaluate"}),
-        ({"predict": {"threshold": 0.4}}, {"predict", "evaluate"}),
+        ({"predict": {"prob_dtype": "float16"}}, {"predict", "evaluate"}),
     ],
 )
 def test_a_param_change_reruns_only_its_stage_and_what_follows(project, change, reran):

@@ -1,12 +1,14 @@
 import csv
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-from stage_runner import error_line, run_stage
+from stage_runner import TINY, error_line, run_stage, write_params
 
 
 def test_predict_writes_a_mask_and_probability_map_per_test_image(tiny_run):
@@ -15,8 +17,10 @@ def test_predict_writes_a_mask_and_probability_map_per_test_image(tiny_run):
         shape = np.load(tiny_run / f"data/prepared/test/images/{stem}.npy").shape[:2]
         mask = np.asarray(Image.open(tiny_run / f"data/predictions/{stem}.png"))
         prob = np.asarray(Image.open(tiny_run / f"data/predictions/{stem}_prob.png"))
-        assert mask.shape == prob.shape == shape
+        objects = np.asarray(Image.open(tiny_run / f"data/predictions/{stem}_instances.png"))
+        assert mask.shape == prob.shape == objects.shape == shape
         assert set(np.unique(mask)) <= {0, 255} and prob.dtype == np.uint8
+        assert objects.dtype == np.uint16 and not np.any((objects > 0) & (mask == 0))  # objects lie in the mask
 
 
 def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
@@ -32,8 +36,25 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
         sweep = list(csv.DictReader(handle))
     assert [r["threshold"] for r in sweep] == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]
     assert all(0 <= float(r["dice"]) <= 1 for r in sweep)
+    objects = metrics["instances"]
+    assert objects["truth_objects"] == "instance labels" and objects["objects_true"] > 0
+    assert all(0 <= objects[key] <= 1 for key in ("ap_50", "ap_75", "mean_ap", "f1_50", "pq_50", "rand_error",
+                                                  "otsu_components_ap_50"))
+    assert {"objects_true", "objects_predicted", "ap_50", "f1_50"} <= rows[0].keys()
+    with open(tiny_run / "reports/instances.csv") as handle:
+        by_tau = list(csv.DictReader(handle))
+    assert [float(r["iou_threshold"]) for r in by_tau] == pytest.approx([0.5 + 0.05 * i for i in range(10)])
+    assert float(by_tau[0]["ap"]) == pytest.approx(objects["ap_50"], abs=1e-6)
+    chosen = json.loads((tiny_run / "data/predictions/postprocess.json").read_text())  # on the validation images
+    assert objects["seed_threshold"] == chosen["predict.seed_threshold"] and len(chosen["validation_ap_50"]) == 60
+    assert objects["min_object_size"] == chosen["predict.min_object_size"]
     overlays = sorted(p.name for p in (tiny_run / "reports/overlays").iterdir())
     assert len(overlays) == 2 and overlays[0].startswith("best1_") and overlays[1].startswith("worst1_")
+    stem = overlays[0].removeprefix("best1_").removesuffix(".png")
+    image = np.load(tiny_run / f"data/prepared/test/images/{stem}.npy")
+    overlay = np.asarray(Image.open(tiny_run / "reports/overlays" / overlays[0]))
+    factor = overlay.shape[0] // image.shape[0]  # tiny images enlarged by whole pixels to >= 512 px
+    assert min(overlay.shape[:2]) >= 512 and overlay.shape[:2] == (image.shape[0] * factor, image.shape[1] * factor)
 
 
 def test_a_constant_model_is_called_out_and_scored_against_the_baselines(tiny_copy):
@@ -62,10 +83,13 @@ def test_predict_command_on_a_folder_and_on_one_file(tiny_run, tmp_path):
     model = str(tiny_run / "models/unet.keras")
     result = run_stage("predict", tmp_path, "--model", model, "--input", str(images), "--output", "out")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_prob.png", "b.png", "b_prob.png"]
+    native = [line for line in result.stderr.splitlines() if line[:5] in ("I0000", "W0000", "E0000") or "absl" in line]
+    assert not native, "TensorFlow's start-up noise reached stderr"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_instances.png", "a_prob.png",
+                                                                        "b.png", "b_instances.png", "b_prob.png"]
     assert np.asarray(Image.open(tmp_path / "out/b.png")).shape == (23, 71)
     result = run_stage("predict", tmp_path, "--model", model, "--input", str(images / "a.png"), "--output", "one")
-    assert result.returncode == 0 and sorted(p.name for p in (tmp_path / "one").iterdir()) == ["a.png", "a_prob.png"]
+    assert result.returncode == 0 and sorted(p.name for p in (tmp_path / "one").iterdir()) == ["a.png", "a_instances.png", "a_prob.png"]
 
 
 def test_predict_command_errors(tiny_run, tmp_path):
@@ -134,6 +158,9 @@ def test_several_classes_end_to_end(tiny_copy):
     inputs = keras.Input((None, None, 1))
     keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same", activation="softmax")(inputs)).save(
         tiny_copy / "models/unet.keras")
+    preprocessing = json.loads((tiny_copy / "models/preprocessing.json").read_text())
+    (tiny_copy / "models/preprocessing.json").write_text(json.dumps({**preprocessing, "num_classes": 3,
+                                                                     "target": "classes"}))
     for path in (tiny_copy / "data/prepared/test/masks").glob("*.npy"):
         mask = np.load(path)
         mask[:, mask.shape[1] // 2:] *= 2  # class 2 on the right half
@@ -144,6 +171,7 @@ def test_several_classes_end_to_end(tiny_copy):
 
     assert run_stage("predict", tiny_copy).returncode == 0
     masks = sorted((tiny_copy / "data/predictions").glob("*[!b].png"))
+    assert not list((tiny_copy / "data/predictions").glob("*_instances.png"))  # objects are for one class
     assert masks and all(set(np.unique(np.asarray(Image.open(p)))) <= {0, 1, 2} for p in masks)
     prob = np.load(masks[0].with_name(masks[0].stem + "_prob.npy"))
     assert prob.dtype == np.uint8 and prob.shape[-1] == 3
@@ -153,3 +181,44 @@ def test_several_classes_end_to_end(tiny_copy):
     with open(tiny_copy / "reports/thresholds.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 9
     assert len(list((tiny_copy / "reports/overlays").iterdir())) == 2
+
+
+def test_several_classes_train_and_score_end_to_end(tiny_run, tmp_path):
+    """Two kinds of nuclei (odd and even ids of the synthetic labels) as classes 1 and 2, through
+    every stage with a real (tiny) model."""
+    shutil.copytree(tiny_run / "data/synthetic/images", tmp_path / "own/images")
+    (tmp_path / "own/masks").mkdir()
+    for path in sorted((tiny_run / "data/synthetic/labels").glob("*.png")):
+        labels = np.asarray(Image.open(path)).astype(np.int64)
+        classes = np.where(labels > 0, 1 + labels % 2, 0).astype(np.uint8)
+        Image.fromarray(classes).save(tmp_path / "own/masks" / path.name)
+    write_params(tmp_path, {**TINY, "data": {"images": "own/images", "masks": "own/masks", "num_classes": 3}})
+    for stage in ("prepare", "plan", "extract", "augment", "train", "predict", "evaluate"):
+        result = run_stage(stage, tmp_path)
+        assert result.returncode == 0, f"{stage}: {result.stderr}"
+    preprocessing = json.loads((tmp_path / "models/preprocessing.json").read_text())
+    assert preprocessing["num_classes"] == 3 and preprocessing["target"] == "classes"
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert sorted(metrics["per_class"]) == ["0", "1", "2"] and "instances" not in metrics
+    assert (tmp_path / "reports/instances.csv").read_text().startswith("iou_threshold,ap,")  # header only
+    masks = [np.asarray(Image.open(p)) for p in (tmp_path / "data/predictions").glob("*[!b].png")]
+    assert masks and all(set(np.unique(m)) <= {0, 1, 2} for m in masks)
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ("same folder", r"error: .*new: the output folder holds the input a\.png, whose mask would overwrite images"),
+    ("mask and prob names", r"error: .*new/a_prob\.png and .*new/a\.png would both write out/a_prob\.png; rename one"),
+])
+def test_predict_command_never_overwrites_an_input(tiny_run, tmp_path, layout, expected):
+    images = tmp_path / "new"
+    images.mkdir()
+    names = ["a.png", "b.png"] if layout == "same folder" else ["a.png", "a_prob.png"]
+    for name in names:
+        Image.fromarray(np.full((40, 50), 7, np.uint8)).save(images / name)
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
+    output = "new" if layout == "same folder" else "out"
+    result = run_stage("predict", tmp_path, "--model", str(tiny_run / "models/unet.keras"), "--input", "new",
+                       "--output", output)
+    assert re.search(expected, error_line(result))
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before
+    assert not (tmp_path / "out").exists()

@@ -23,7 +23,7 @@ def make_dataset(root, count=6, shape=SIZE):
     return root
 
 
-PARAMS = {"data": {"images": "raw/images", "masks": "raw/masks"},
+PARAMS = {"data": {"images": "raw/images", "masks": "raw/masks", "mask_type": "semantic"},
           "prepare": {"val_fraction": 0.2, "test_fraction": 0.2}}
 
 
@@ -100,6 +100,15 @@ def wrong_type(root):
     write_params(root, {**PARAMS, "train": {"epochs": "ten"}})
 
 
+def no_validation(root):
+    write_params(root, {**PARAMS, "prepare": {"val_fraction": 0, "test_fraction": 0.2}})
+
+
+def explicit_split_without_val(root):
+    split = {"train": ["img0", "img1", "img2", "img3"], "val": [], "test": ["img4", "img5"]}
+    write_params(root, {**PARAMS, "prepare": {"split": split}})
+
+
 def patch_size_100(root):
     write_params(root, {**PARAMS, "extract": {"patch_size": 100}, "model": {"depth": 4}})
 
@@ -109,16 +118,18 @@ def patch_size_100(root):
     [
         (break_image_without_mask, r"raw/images/img0\.png: no mask named 'img0\.\*'"),
         (break_mask_size, r"raw/masks/img1\.png: mask is 40x50 but image .*img1\.png is 40x48"),
-        (break_mask_value, r"raw/masks/img2\.png: mask value 7 is not valid for data\.num_classes=1"),
+        (break_mask_value, r"raw/masks/img2\.png: mask values 0, 7 are not binary \(0/1 or 0/255\) as data\.num_classes=1 expects; .*data\.mask_type: instances"),
         (break_png, r"raw/images/img3\.png: cannot read image"),
         (empty_folder, r"raw/images: no images .* point data\.images"),
         (all_masks_empty, r"data\.masks: all 4 training masks are empty .* nothing to learn"),
         (unknown_key, r"params\.yaml: unknown key 'prepare\.val_fracton'"),
         (wrong_type, r"params\.yaml: train\.epochs: must be auto \(the plan decides\) or a valid integer"),
         (patch_size_100, r"params\.yaml: extract\.patch_size=100 must be divisible by 2\*\*model\.depth = 16"),
+        (no_validation, r"params\.yaml: prepare: no validation images, .* set prepare\.val_fraction > 0"),
+        (explicit_split_without_val, r"params\.yaml: prepare: no validation images, .* prepare\.split\.val"),
     ],
     ids=["image without mask", "mask of another size", "mask value 7", "corrupt png", "empty folder", "all masks empty",
-         "unknown params key", "wrong type", "patch_size 100 with depth 4"],
+         "unknown params key", "wrong type", "patch_size 100 with depth 4", "val_fraction 0", "split without val"],
 )
 def test_bad_input_gives_one_line_exit_2_and_no_output(dataset, breakage, expected):
     breakage(dataset)

@@ -24,22 +24,32 @@ def test_image_i_does_not_depend_on_how_many_are_made():
 
 
 def test_sizes_types_and_names():
-    for name, image, mask in synthesize_dataset(0, 6, 50, 71, (2, 5)):
+    for name, image, labels in synthesize_dataset(0, 6, 50, 71, (2, 5)):
         assert name.startswith("synth_")
-        assert image.dtype == np.uint8 and mask.dtype == bool and image.shape == mask.shape
+        assert image.dtype == np.uint8 and labels.dtype == np.int32 and image.shape == labels.shape
         assert all(50 <= side <= 71 for side in image.shape)
-        assert 0 < mask.mean() < 0.8
+        assert 0 < (labels > 0).mean() < 0.8
+        assert 2 <= len(np.unique(labels)) - 1 <= 5  # one id per nucleus (some may be hidden)
+
+
+def test_some_nuclei_touch():
+    """Touching nuclei are what the instance target must keep apart."""
+    touching = 0
+    for _, _, labels in synthesize_dataset(42, 4, 200, 240, (12, 30)):
+        right = (labels[:, :-1] > 0) & (labels[:, 1:] > 0) & (labels[:, :-1] != labels[:, 1:])
+        touching += np.count_nonzero(right)
+    assert touching > 0
 
 
 def test_a_global_threshold_is_not_enough():
-    scores = [dice(image > threshold_otsu(image), mask)
-              for _, image, mask in synthesize_dataset(42, 6, 160, 200, (12, 30))]
+    scores = [dice(image > threshold_otsu(image), labels > 0)
+              for _, image, labels in synthesize_dataset(42, 6, 160, 200, (12, 30))]
     assert np.mean(scores) < 0.9
 
 
 def test_nuclei_are_brighter_than_background_on_average():
-    for _, image, mask in synthesize_dataset(1, 3, 120, 140, (8, 12)):
-        assert image[mask].mean() > image[~mask].mean() + 20
+    for _, image, labels in synthesize_dataset(1, 3, 120, 140, (8, 12)):
+        assert image[labels > 0].mean() > image[labels == 0].mean() + 20
 
 
 def test_ellipse_and_smooth_field():

@@ -8,12 +8,11 @@ and params (a rerun gives the same plan, and a teammate's run-cache matches).
 """
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from unetseg.backend import start_keras
 
-import keras  # noqa: E402
+keras = start_keras()
 import numpy as np  # noqa: E402
 
 from unetseg.losses import SegmentationLoss  # noqa: E402

@@ -7,6 +7,7 @@ import numpy as np
 
 from unetseg.errors import UserError
 from unetseg.imageio import IMAGE_SUFFIXES, is_colour, read_mask, read_native
+from unetseg.instances import labels_from_mask
 
 SPLITS = ("train", "val", "test")
 
@@ -43,34 +44,60 @@ def find_pairs(images_dir, masks_dir) -> list[tuple[str, Path, Path]]:
     return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
 
 
-def mask_to_classes(mask: np.ndarray, num_classes: int, path) -> np.ndarray:
-    """Class ids as uint8: binary masks (0/1 or 0/255) become 0/1; others must be 0..num_classes-1."""
+def mask_to_classes(mask: np.ndarray, num_classes: int, path, mask_type: str = "auto") -> np.ndarray:
+    """Class ids as uint8: for one class, binary masks (0/1 or 0/255) and object-id masks (unless
+    mask_type is semantic) become 0/1; for several, values must be 0..num_classes-1."""
     values = np.unique(mask)
+    if values.min(initial=0) < 0:
+        raise UserError(f"{path}: mask value {values.min()} is negative; masks hold class or object ids >= 0")
     if num_classes == 1:
-        allowed = {0, 255} if values.max(initial=0) > 1 else {0, 1}
-        bad = sorted(set(values.tolist()) - allowed)
-        if bad:
-            raise UserError(f"{path}: mask value {bad[0]} is not valid for data.num_classes=1 "
-                            "(expected 0/1 or 0/255); fix the mask or set data.num_classes")
+        if mask_type == "semantic" and not is_binary(values):
+            raise UserError(f"{path}: mask values {_some(values)} are not binary (0/1 or 0/255) as data.num_classes=1 "
+                            "expects; for class ids set data.num_classes, for object ids data.mask_type: instances")
         return (mask > 0).astype(np.uint8)
-    bad = values[(values < 0) | (values >= num_classes)]
+    bad = values[values >= num_classes]
     if bad.size:
         raise UserError(f"{path}: mask value {bad[0]} is not valid for data.num_classes={num_classes} "
                         f"(expected class ids 0..{num_classes - 1}); fix the mask or raise data.num_classes")
     return mask.astype(np.uint8)
 
 
-def check_pair(image_path, mask_path, num_classes: int) -> dict:
+def is_binary(values: np.ndarray) -> bool:
+    return set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}
+
+
+def _some(values: np.ndarray) -> str:
+    shown = ", ".join(str(v) for v in values[:6])
+    return shown + (f", ... ({values.size} distinct)" if values.size > 6 else "")
+
+
+def instance_labels(mask: np.ndarray) -> np.ndarray:
+    """(H, W) int32 object ids: a binary mask's connected components, else the mask's own ids."""
+    return labels_from_mask(mask) if is_binary(np.unique(mask)) else mask.astype(np.int32)
+
+
+def resolve_mask_type(mask_type: str, num_classes: int, summaries: dict[str, dict]) -> str:
+    """data.mask_type with auto resolved: instances when some mask of one class holds object ids."""
+    if mask_type != "auto":
+        return mask_type
+    return "instances" if num_classes == 1 and any(s["object_ids"] for s in summaries.values()) else "semantic"
+
+
+def check_pair(image_path, mask_path, num_classes: int, mask_type: str = "auto") -> dict:
     """Decode one pair fully, check sizes and mask values (one pair in memory at a time); summarise it."""
     image = read_native(image_path)
     mask = read_mask(mask_path)
     if mask.shape[:2] != image.shape[:2]:
         raise UserError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
                         f"{image.shape[0]}x{image.shape[1]} (height x width); they must match")
-    classes = mask_to_classes(mask, num_classes, mask_path)
+    classes = mask_to_classes(mask, num_classes, mask_path, mask_type)
     class_pixels = np.bincount(classes.ravel(), minlength=max(num_classes, 2))
-    return {"shape": [int(s) for s in image.shape[:2]], "dtype": str(image.dtype), "colour": is_colour(image),
-            "class_pixels": class_pixels.tolist(), "foreground_fraction": float(1 - class_pixels[0] / classes.size)}
+    summary = {"shape": [int(s) for s in image.shape[:2]], "dtype": str(image.dtype), "colour": is_colour(image),
+               "class_pixels": class_pixels.tolist(), "foreground_fraction": float(1 - class_pixels[0] / classes.size)}
+    if num_classes == 1:
+        summary["objects"] = int(np.count_nonzero(np.unique(instance_labels(mask))))
+        summary["object_ids"] = not is_binary(np.unique(mask))
+    return summary
 
 
 def resolve_channels(channels, summaries: dict[str, dict]) -> int:
@@ -78,6 +105,13 @@ def resolve_channels(channels, summaries: dict[str, dict]) -> int:
     if channels != "auto":
         return channels
     return 3 if any(summary["colour"] for summary in summaries.values()) else 1
+
+
+def check_validation(splits: dict[str, list[str]]) -> None:
+    """Training keeps its best model, and predict picks its seed threshold, on validation images."""
+    if not splits["val"]:
+        raise UserError("params.yaml: prepare: no validation images, which training needs to keep its best model; "
+                        "set prepare.val_fraction > 0 (e.g. 0.1) or list some in prepare.split.val")
 
 
 def check_trainable(summaries: dict[str, dict], train: list[str]) -> None:
@@ -103,6 +137,8 @@ def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], c
         "channels": {"param": channels_param, "used": channels},
         "class_pixel_fraction": {str(c): round(float(n / class_pixels.sum()), 6) for c, n in enumerate(class_pixels)},
         "empty_masks": {"count": len(empty), "images": empty},
+        **({"objects": sum(summary["objects"] for summary in summaries.values())}
+           if all("objects" in summary for summary in summaries.values()) else {}),
     }
 
 

@@ -1,10 +1,12 @@
 """Segmentation metrics from confusion counts (numpy).
 
 Counts come first: TP/FP/FN/TN per image and class. Dice, IoU, precision, recall and pixel
-accuracy are derived from them. Empty-mask policy (as in nnU-Net and MONAI): when a class is
-absent from both the ground truth and the prediction of an image, its Dice, IoU, precision and
-recall are NaN (there is nothing to get right or wrong), those images are left out of the means,
-and they are counted as `n_empty`. When only one of the two is empty, the scores are 0.
+accuracy are derived from them. Empty-mask policy (nnU-Net's): when a class is absent from both
+the ground truth and the prediction of an image, its Dice, IoU, precision and recall are NaN
+(there is nothing to get right or wrong), those images are left out of the means, and they are
+counted as `n_empty`. When only one of the two is empty, the scores are 0: a false alarm on an
+empty image counts against the model. (MONAI's DiceMetric by default skips every image whose
+ground truth is empty instead, so its means can be higher on data with empty images.)
 """
 
 import numpy as np
@@ -63,12 +65,24 @@ def summarize(per_image: list[dict], num_classes: int) -> dict:
     per_class_means = {name: _nanmean(stacked[name], axis=0) for name in SCORES}
     for name in SCORES:
         summary[name] = _to_float(_nanmean(per_class_means[name][foreground]))
+    if num_classes > 1:  # not the mean of one-vs-rest accuracies, which counts every miss twice
+        summary["pixel_accuracy"] = _to_float(_nanmean([foreground_score(image, "pixel_accuracy", num_classes)
+                                                        for image in per_image]))
     empty = np.isnan(stacked["dice"][:, foreground]).all(axis=1) if len(per_image) else np.zeros(0, bool)
     summary["n_empty"] = int(np.count_nonzero(empty))
     if num_classes > 1:
         summary["per_class"] = {str(c): {name: _to_float(per_class_means[name][c]) for name in SCORES}
                                 for c in range(num_classes)}
     return summary
+
+
+def foreground_score(per_image: dict, name: str, num_classes: int) -> float:
+    """One image's score over its foreground classes (the mean for several); NaN if none is scored.
+    Pixel accuracy for several classes is the overall one: the share of pixels given their class."""
+    if name == "pixel_accuracy" and num_classes > 1:
+        return float(np.sum(per_image["tp"]) / (np.sum(per_image["tp"]) + np.sum(per_image["fn"])))
+    values = np.asarray(per_image[name], np.float64)[foreground_classes(num_classes)]
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 def _nanmean(values, axis=None):

@@ -30,9 +30,18 @@ class Base(Section):
 
 class Data(Section):
     images: str = "data/synthetic/images"
-    masks: str = "data/synthetic/masks"
+    masks: str = "data/synthetic/labels"
     num_classes: int = Field(1, ge=1, le=255)
     channels: Literal["auto", 1, 3] = "auto"
+    mask_type: Literal["auto", "semantic", "instances"] = "auto"
+    target: Literal["auto", "binary", "boundary"] = "auto"
+    boundary_width: int = Field(2, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _instances_are_one_class(self):
+        if self.num_classes > 1 and (self.mask_type == "instances" or self.target == "boundary"):
+            raise ValueError("instance masks and the boundary target need num_classes: 1 (objects of one class)")
+        return self
 
 
 class Synthesize(Section):
@@ -168,8 +177,9 @@ class Predict(Section):
     batch_size: int = Field(8, ge=1)
     tta: bool = True
     threshold: float = Field(0.5, gt=0, lt=1)
+    seed_threshold: auto_or(float, gt=0, lt=1) = "auto"
     prob_dtype: Literal["uint8", "float16"] = "uint8"
-    min_object_size: int = Field(0, ge=0)
+    min_object_size: auto_or(int, ge=0) = "auto"
 
 
 class Evaluate(Section):

@@ -1,4 +1,4 @@
-"""The embedded default dataset: fluorescence-microscopy-like nuclei with exact binary masks.
+"""The embedded default dataset: fluorescence-microscopy-like nuclei with exact instance labels.
 
 Nuclei are the foreground. Dim out-of-focus blobs and small bright debris are drawn too but are
 not foreground, and illumination is uneven, so a global threshold is not enough.
@@ -12,15 +12,21 @@ from scipy import ndimage
 RADIUS = (6.0, 16.0)        # nucleus semi-axes, px
 BRIGHTNESS = (0.35, 1.0)
 TOUCHING = 0.3              # chance that a nucleus is placed against an earlier one
+RIM = 0.6                   # brightness at a nucleus' edge relative to its centre
 
 
 def ellipse(shape, centre, radii, angle) -> np.ndarray:
     """Boolean mask of a rotated ellipse."""
+    return squared_radius(shape, centre, radii, angle) <= 1.0
+
+
+def squared_radius(shape, centre, radii, angle) -> np.ndarray:
+    """(u² + v²) of every pixel in the ellipse's own normalised axes: 1 on its outline."""
     rows, cols = np.ogrid[: shape[0], : shape[1]]
     dy, dx = rows - centre[0], cols - centre[1]
     cos, sin = np.cos(angle), np.sin(angle)
     u, v = (dx * cos + dy * sin) / radii[1], (-dx * sin + dy * cos) / radii[0]
-    return u * u + v * v <= 1.0
+    return u * u + v * v
 
 
 def smooth_field(rng, shape, scale: float) -> np.ndarray:
@@ -48,15 +54,19 @@ def nucleus_centres(rng, shape, count: int) -> list[tuple[np.ndarray, np.ndarray
 
 
 def draw_nuclei(rng, shape, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(signal, mask): nuclei of varied brightness with a little internal texture."""
+    """(signal, labels): nuclei of varied brightness with a little internal texture; labels gives
+    each nucleus its id 1..count (where two overlap, the later one's). A nucleus is brightest in
+    its centre, as a stained ellipsoid seen through its thickness, so touching ones show a valley."""
     signal = np.zeros(shape, np.float32)
-    mask = np.zeros(shape, bool)
-    for centre, radii, angle in nucleus_centres(rng, shape, count):
-        inside = ellipse(shape, centre, radii, angle)
-        signal[inside] = np.maximum(signal[inside], rng.uniform(*BRIGHTNESS))
-        mask |= inside
+    labels = np.zeros(shape, np.int32)
+    for index, (centre, radii, angle) in enumerate(nucleus_centres(rng, shape, count), start=1):
+        radius2 = squared_radius(shape, centre, radii, angle)
+        inside = radius2 <= 1.0
+        dome = RIM + (1 - RIM) * np.sqrt(1 - radius2[inside])
+        signal[inside] = np.maximum(signal[inside], rng.uniform(*BRIGHTNESS) * dome)
+        labels[inside] = index
     texture = 1.0 + 0.15 * (smooth_field(rng, shape, 4.0) - 0.5)
-    return signal * texture, mask
+    return signal * texture, labels
 
 
 def draw_distractors(rng, shape) -> np.ndarray:
@@ -74,22 +84,22 @@ def draw_distractors(rng, shape) -> np.ndarray:
 
 
 def synthesize_image(rng, height: int, width: int, nuclei_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """One (image uint8 (H, W), mask bool (H, W)) pair."""
+    """One (image uint8 (H, W), labels int32 (H, W)) pair; labels > 0 is the foreground."""
     shape = (height, width)
-    nuclei, mask = draw_nuclei(rng, shape, int(rng.integers(nuclei_range[0], nuclei_range[1] + 1)))
+    nuclei, labels = draw_nuclei(rng, shape, int(rng.integers(nuclei_range[0], nuclei_range[1] + 1)))
     optics = ndimage.gaussian_filter(nuclei, rng.uniform(0.8, 1.6)) + draw_distractors(rng, shape)
     illumination = 0.45 + 0.55 * smooth_field(rng, shape, min(shape) / 1.5)
     clean = 0.04 + illumination * optics
     photons = rng.uniform(40, 120)
     noisy = rng.poisson(clean * photons) / photons + rng.normal(0, 0.02, shape)
-    return (np.clip(noisy, 0, 1) * 255).round().astype(np.uint8), mask
+    return (np.clip(noisy, 0, 1) * 255).round().astype(np.uint8), labels
 
 
 def synthesize_dataset(seed: int, num_images: int, min_size: int, max_size: int,
                        nuclei_range: tuple[int, int]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """Yield (name, image, mask) per image; image i depends only on (seed, i)."""
+    """Yield (name, image, labels) per image; image i depends only on (seed, i)."""
     for index in range(num_images):
         rng = np.random.default_rng([seed, index])
         height, width = rng.integers(min_size, max_size + 1, size=2)
-        image, mask = synthesize_image(rng, int(height), int(width), nuclei_range)
-        yield f"synth_{index:03d}", image, mask
+        image, labels = synthesize_image(rng, int(height), int(width), nuclei_range)
+        yield f"synth_{index:03d}", image, labels

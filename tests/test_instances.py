@@ -1,0 +1,179 @@
+import numpy as np
+import pytest
+
+from unetseg.augment import augment_patch
+from unetseg.instances import (TAUS, best_postprocessing, boundary_classes, evaluate_instances, labels_from_boundary,
+                               labels_from_mask, postprocessing_scores, remove_small_instances, resolve_target,
+                               scores_from_matches, split_and_merged_pixels, summarize_instances)
+from unetseg.params import Augment
+
+
+def squares(*boxes, shape=(20, 20)) -> np.ndarray:
+    """A label image with object i + 1 filling boxes[i] = (row0, row1, col0, col1)."""
+    labels = np.zeros(shape, np.int32)
+    for index, (r0, r1, c0, c1) in enumerate(boxes, start=1):
+        labels[r0:r1, c0:c1] = index
+    return labels
+
+
+TRUTH = squares((2, 8, 2, 8), (2, 8, 8, 14), (12, 18, 12, 18), (12, 18, 2, 6))  # 1 and 2 touch
+
+
+def at(result, tau=0.5):
+    return result["by_tau"][tau]
+
+
+def test_perfect_prediction_scores_one_everywhere():
+    result = evaluate_instances(TRUTH, TRUTH * 3)  # ids need not agree
+    assert all(at(result, tau) == {"tp": 4, "fp": 0, "fn": 0, "iou_sum": 4.0} for tau in TAUS)
+    assert result["splits"] == result["merges"] == 0
+    assert result["rand_error"] == 0 and result["vi_split"] == result["vi_merge"] == 0
+    scores = scores_from_matches(**at(result))
+    assert scores == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "ap": 1.0, "mean_matched_iou": 1.0, "pq": 1.0}
+
+
+def test_a_merge_of_two_touching_objects():
+    prediction = squares((2, 9, 2, 14), (12, 18, 12, 18), (12, 18, 2, 6))
+    result = evaluate_instances(TRUTH, prediction)
+    assert result["merges"] == 1 and result["splits"] == 0
+    assert at(result) == {"tp": 2, "fp": 1, "fn": 2, "iou_sum": 2.0}  # the merged blob: IoU 36/84 with each
+    assert scores_from_matches(**at(result))["ap"] == pytest.approx(2 / 5)
+    assert result["vi_merge"] > result["vi_split"]  # the blob's extra row of background splits a little
+
+
+def test_a_split_object():
+    thirds = (12, 18, 12, 14), (12, 18, 14, 16), (12, 18, 16, 18)
+    prediction = squares((2, 8, 2, 8), (2, 8, 8, 14), *thirds, (12, 18, 2, 6))
+    result = evaluate_instances(TRUTH, prediction)
+    assert result["splits"] == 1 and result["merges"] == 0
+    assert at(result) == {"tp": 3, "fp": 3, "fn": 1, "iou_sum": 3.0}
+    assert result["vi_split"] > 0 and result["vi_merge"] == pytest.approx(0, abs=1e-9)
+
+
+def test_a_miss_and_an_extra_object():
+    prediction = squares((2, 8, 2, 8), (2, 8, 8, 14), (12, 18, 12, 18), (0, 2, 16, 20))
+    result = evaluate_instances(TRUTH, prediction)
+    assert at(result) == {"tp": 3, "fp": 1, "fn": 1, "iou_sum": 3.0}
+    scores = scores_from_matches(**at(result))
+    assert scores["precision"] == scores["recall"] == scores["f1"] == 0.75 and scores["ap"] == 0.6
+    assert scores["pq"] == pytest.approx(3 / (3 + 0.5 + 0.5))
+
+
+def test_a_shrunken_object_matches_only_below_its_iou():
+    prediction = TRUTH.copy()
+    prediction[prediction == 3] = 0
+    prediction[12:18, 12:16] = 3  # IoU 24 / 36
+    result = evaluate_instances(TRUTH, prediction)
+    assert at(result, 0.65)["tp"] == 4 and at(result, 0.7)["tp"] == 3
+    assert scores_from_matches(**at(result))["mean_matched_iou"] == pytest.approx((3 + 2 / 3) / 4)
+
+
+def test_empty_images_both_ways():
+    empty = np.zeros_like(TRUTH)
+    nothing = evaluate_instances(empty, empty)
+    assert at(nothing) == {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0} and nothing["rand_error"] == 0
+    assert scores_from_matches(**at(nothing))["ap"] == 1.0  # nothing to find, nothing found
+    missed = evaluate_instances(TRUTH, empty)
+    assert at(missed) == {"tp": 0, "fp": 0, "fn": 4, "iou_sum": 0.0} and missed["rand_error"] == 1
+    invented = evaluate_instances(empty, TRUTH)
+    assert at(invented) == {"tp": 0, "fp": 4, "fn": 0, "iou_sum": 0.0}
+    assert scores_from_matches(**at(missed))["ap"] == scores_from_matches(**at(invented))["ap"] == 0
+
+
+def test_counts_pool_over_images():
+    perfect, missed = evaluate_instances(TRUTH, TRUTH), evaluate_instances(TRUTH, np.zeros_like(TRUTH))
+    summary = summarize_instances([perfect, missed])
+    assert summary["by_tau"][0.5]["ap"] == 0.5 and summary["by_tau"][0.5]["recall"] == 0.5
+    assert summary["objects_true"] == 8 and summary["objects_predicted"] == 4
+    assert summary["mean_ap"] == 0.5 and summary["rand_error"] == 0.5
+
+
+def test_boundary_target_by_hand():
+    labels = squares((1, 5, 1, 4), (1, 5, 4, 8), shape=(6, 9))
+    expected = np.array([
+        [0, 0, 0, 0, 0, 0, 0, 0, 0],
+        [0, 2, 2, 2, 2, 2, 2, 2, 0],
+        [0, 2, 1, 2, 2, 1, 1, 2, 0],
+        [0, 2, 1, 2, 2, 1, 1, 2, 0],
+        [0, 2, 2, 2, 2, 2, 2, 2, 0],
+        [0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    assert boundary_classes(labels, 1).tolist() == expected.tolist()
+    assert set(np.unique(boundary_classes(labels, 2))) == {0, 2}  # too thin for an interior 2 px in
+
+
+def test_objects_on_the_image_edge_keep_their_interior_there():
+    labels = np.ones((5, 5), np.int32)
+    assert boundary_classes(labels, 1).tolist() == np.ones((5, 5)).tolist()
+
+
+def discs():
+    rows, cols = np.mgrid[:40, :60]
+    left = (rows - 20) ** 2 + (cols - 20) ** 2 <= 100
+    right = (rows - 20) ** 2 + (cols - 37) ** 2 <= 100
+    labels = np.zeros((40, 60), np.int32)
+    labels[left], labels[right & ~left] = 1, 2
+    return labels
+
+
+def test_watershed_separates_two_touching_discs():
+    truth = discs()
+    assert labels_from_mask(truth > 0).max() == 1  # one blob for connected components
+    probabilities = np.eye(3, dtype=np.float32)[boundary_classes(truth, 1)]
+    blurred = 0.8 * probabilities + 0.2 / 3  # not one-hot: still separated
+    result = evaluate_instances(truth, labels_from_boundary(blurred, 0.5))
+    assert at(result, 0.9)["tp"] == 2 and result["merges"] == 0
+
+
+def test_small_objects_are_dropped_and_ids_renumbered():
+    labels = squares((0, 1, 0, 1), (2, 8, 2, 8), (10, 13, 10, 13))
+    assert np.unique(remove_small_instances(labels, 5)).tolist() == [0, 1, 2]
+    assert remove_small_instances(labels, 5)[3, 3] == 1
+
+
+def test_split_and_merged_pixels_mark_the_objects():
+    prediction = squares((2, 8, 2, 14), (12, 18, 12, 15), (12, 18, 15, 18))  # halves: each holds half, not more
+    prediction[12:18, 14] = 3
+    split, merged = split_and_merged_pixels(TRUTH, prediction)
+    assert split[15, 15] and not split[5, 5] and merged[5, 5] and not merged[15, 15]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boundary_targets_survive_augmentation_label_exactly(seed):
+    target = boundary_classes(squares((4, 20, 4, 20), (4, 20, 20, 40), (26, 44, 10, 30), shape=(48, 48)), 1)
+    image = target[..., None].astype(np.float32)
+    cfg = Augment(flip={"p": 1.0}, rot90={"p": 1.0}, affine={"p": 1.0}, elastic={"p": 1.0})
+    _, out = augment_patch(image, target, np.random.default_rng(seed), cfg)
+    assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1, 2}
+    flipped = augment_patch(image, target, np.random.default_rng(seed), Augment(
+        flip={"p": 1.0}, rot90={"p": 0}, affine={"p": 0}, elastic={"p": 0}, intensity={"p": 0}, noise={"p": 0},
+        blur={"p": 0}))[1]
+    assert sorted(np.bincount(flipped.ravel())) == sorted(np.bincount(target.ravel()))  # a pure permutation
+
+
+def test_target_resolution():
+    assert resolve_target("auto", 1, "instances") == "boundary"
+    assert resolve_target("auto", 1, "semantic") == "binary"
+    assert resolve_target("boundary", 1, "semantic") == "boundary"
+    assert resolve_target("auto", 3, "semantic") == "classes"
+
+
+def test_unseeded_foreground_is_an_object_of_its_own():
+    probabilities = np.zeros((10, 20, 3), np.float32)
+    probabilities[..., 0] = 1
+    probabilities[2:8, 2:8] = [0.1, 0.6, 0.3]    # confident interior: a seed
+    probabilities[2:8, 12:18] = [0.1, 0.4, 0.5]  # foreground, interior never above 0.5
+    labels = labels_from_boundary(probabilities, 0.5, 0.5)
+    assert labels.max() == 2 and labels[5, 5] != labels[5, 15] and labels[5, 15] > 0
+
+
+def test_seed_threshold_and_minimum_size_are_chosen_by_object_ap():
+    truth = discs()
+    probabilities = np.eye(3, dtype=np.float32)[boundary_classes(truth, 1)]
+    probabilities[probabilities[..., 1] == 1] = [0.0, 0.8, 0.2]
+    contact = (truth > 0) & (np.abs(np.arange(60) - 28) <= 2)[None, :]
+    probabilities[contact] = [0.0, 0.65, 0.35]  # a weak line between the discs: seeds merge below 0.7
+    probabilities[2:4, 50:52] = [0.0, 0.9, 0.1]  # a speck of 4 px that is no nucleus
+    scores = postprocessing_scores([(truth, probabilities)], 0.5, seeds=(0.5, 0.7), min_sizes=(0, 10))
+    assert scores[0.5, 10] < scores[0.7, 0] < scores[0.7, 10] == 1.0
+    assert best_postprocessing(scores) == (0.7, 10)
+    assert best_postprocessing({(0.5, 0): 0.8, (0.6, 0): 0.8, (0.5, 5): 0.8}) == (0.5, 0)

@@ -1,0 +1,190 @@
+"""Objects, not only pixels: instance targets, instances from model outputs, and object matching.
+
+Label images hold 0 for background and one positive id per object. The `boundary` target has three
+classes: 0 background, 1 interior, 2 boundary (object pixels within `width` px of a pixel that is not
+the same object, so the gap between touching objects is always boundary). Instances come back from a
+binary mask as 8-connected components, and from the three-class output by a seeded watershed: seeds
+are the connected interior regions, grown over the foreground.
+
+Matching (as in the Data Science Bowl 2018 score and StarDist's `matching`): the IoU of every true
+object with every predicted one, then a one-to-one assignment that maximises the summed IoU among
+pairs with IoU >= tau. Above tau = 0.5 a match is unique whatever the assignment. From the matches:
+TP, FP (unmatched predictions), FN (unmatched truths), precision, recall, F1, AP = TP / (TP+FP+FN),
+the mean IoU of the matches, and panoptic quality PQ = sum of matched IoU / (TP + FP/2 + FN/2).
+"""
+
+import numpy as np
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+from skimage.metrics import adapted_rand_error, variation_of_information
+from skimage.segmentation import watershed
+
+TARGETS = ("binary", "boundary")
+INTERIOR, BOUNDARY = 1, 2
+TAUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, ..., 0.95
+SEED_THRESHOLDS = TAUS  # the candidates of predict.seed_threshold auto: the same grid
+MIN_SIZES = (0, 5, 10, 20, 40, 80)  # the candidates of predict.min_object_size auto, pixels
+EIGHT_CONNECTED = np.ones((3, 3), bool)
+MAJORITY = 0.5  # a piece "belongs" to an object when more than this share of its pixels lie in it
+
+
+def resolve_target(target: str, num_classes: int, mask_type: str) -> str:
+    """data.target with auto resolved: boundary for instance masks, binary for binary masks, and
+    classes (one channel per class) for several classes."""
+    if num_classes > 1:
+        return "classes"
+    if target == "auto":
+        return "boundary" if mask_type == "instances" else "binary"
+    return target
+
+
+def output_classes(target: str, num_classes: int) -> int:
+    """The channels of the network's head: 1 (sigmoid) for binary, 3 for boundary, else the classes."""
+    return 3 if target == "boundary" else num_classes
+
+
+def boundary_classes(labels: np.ndarray, width: int) -> np.ndarray:
+    """(H, W) uint8 0/1/2 from a label image: a pixel is interior when every pixel in the
+    (2·width+1)² square around it has its id; other object pixels are boundary."""
+    size = 2 * width + 1
+    same = (ndimage.minimum_filter(labels, size, mode="nearest")
+            == ndimage.maximum_filter(labels, size, mode="nearest"))
+    target = np.where(labels > 0, BOUNDARY, 0).astype(np.uint8)
+    target[same & (labels > 0)] = INTERIOR
+    return target
+
+
+def labels_from_mask(mask: np.ndarray) -> np.ndarray:
+    """(H, W) int32 ids of the 8-connected components of a binary mask."""
+    return ndimage.label(mask > 0, structure=EIGHT_CONNECTED)[0].astype(np.int32)
+
+
+def labels_from_boundary(probabilities: np.ndarray, threshold: float, seed_threshold: float = 0.5,
+                         min_size: int = 0) -> np.ndarray:
+    """(H, W) int32 ids from the (H, W, 3) background/interior/boundary output: seeds are the
+    connected regions where p(interior) >= seed_threshold, grown by watershed (flooding from high
+    interior probability) over the foreground, 1 - p(background) >= threshold. A piece of
+    foreground that holds no seed is an object of its own."""
+    foreground = 1.0 - probabilities[..., 0] >= threshold
+    seeds, count = ndimage.label(foreground & (probabilities[..., INTERIOR] >= seed_threshold))
+    labels = watershed(-probabilities[..., INTERIOR], seeds, mask=foreground)
+    unseeded = foreground & (labels == 0)
+    labels[unseeded] = count + ndimage.label(unseeded, structure=EIGHT_CONNECTED)[0][unseeded]
+    return remove_small_instances(labels, min_size)
+
+
+def postprocessing_scores(images, threshold: float, seeds=SEED_THRESHOLDS, min_sizes=MIN_SIZES) -> dict:
+    """AP at IoU 0.5, pooled over `images` ((true labels, boundary-target output) pairs, consumed one
+    at a time), of the objects that each (seed threshold, minimum object size) pair gives."""
+    counts = {(s, m): {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0} for s in seeds for m in min_sizes}
+    for truth, probabilities in images:
+        for seed in seeds:
+            labels = labels_from_boundary(probabilities, threshold, seed)
+            for size in min_sizes:
+                matched = match_counts(iou_matrix(overlap_matrix(truth, remove_small_instances(labels, size))), 0.5)
+                counts[seed, size] = {key: counts[seed, size][key] + matched[key] for key in matched}
+    return {pair: scores_from_matches(**counts[pair])["ap"] for pair in counts}
+
+
+def best_postprocessing(scores: dict) -> tuple[float, int]:
+    """The (seed threshold, minimum size) with the highest AP; of equals, the lowest values."""
+    return max(sorted(scores), key=lambda pair: (scores[pair], -pair[0], -pair[1]))
+
+
+def remove_small_instances(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Objects under `min_size` pixels removed, the rest renumbered 1..N in order of first pixel."""
+    labels = np.asarray(labels)
+    if min_size > 0:
+        labels = np.where((np.bincount(labels.ravel()) >= min_size)[labels], labels, 0)
+    return sequential(labels)
+
+
+def sequential(labels: np.ndarray) -> np.ndarray:
+    ids = np.unique(labels)
+    lookup = np.zeros(int(ids.max(initial=0)) + 1, np.int32)
+    lookup[ids[ids > 0]] = np.arange(1, np.count_nonzero(ids > 0) + 1)
+    return lookup[labels]
+
+
+def overlap_matrix(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """Pixel counts of every (true id, predicted id) pair, ids renumbered 0..N (0 = background)."""
+    truth, prediction = sequential(truth).ravel(), sequential(prediction).ravel()
+    rows, cols = int(truth.max(initial=0)) + 1, int(prediction.max(initial=0)) + 1
+    return np.bincount(truth * cols + prediction, minlength=rows * cols).reshape(rows, cols)
+
+
+def iou_matrix(overlap: np.ndarray) -> np.ndarray:
+    """(true objects, predicted objects) IoU from the overlap matrix (background row/column dropped)."""
+    true_area, pred_area = overlap.sum(axis=1)[1:, None], overlap.sum(axis=0)[None, 1:]
+    intersection = overlap[1:, 1:]
+    union = true_area + pred_area - intersection
+    return np.divide(intersection, union, out=np.zeros(intersection.shape), where=union > 0)
+
+
+def match_counts(iou: np.ndarray, tau: float) -> dict:
+    """TP/FP/FN and the summed IoU of the matches at one threshold."""
+    if iou.size:
+        eligible = np.where(iou >= tau, iou, 0.0)
+        rows, cols = linear_sum_assignment(eligible, maximize=True)
+        matched = eligible[rows, cols][eligible[rows, cols] > 0]
+    else:
+        matched = np.zeros(0)
+    tp = int(matched.size)
+    return {"tp": tp, "fp": iou.shape[1] - tp, "fn": iou.shape[0] - tp, "iou_sum": float(matched.sum())}
+
+
+def split_and_merged(overlap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per true object: split (it holds the majority of two or more predicted objects); per predicted
+    object: merged (it holds the majority of two or more true objects)."""
+    objects = overlap[1:, 1:]
+    pred_in_true = objects > MAJORITY * overlap.sum(axis=0)[None, 1:]
+    true_in_pred = objects > MAJORITY * overlap.sum(axis=1)[1:, None]
+    return pred_in_true.sum(axis=1) >= 2, true_in_pred.sum(axis=0) >= 2
+
+
+def split_and_merged_pixels(truth: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) masks of the true objects that were split and of the predicted objects that merge."""
+    truth, prediction = sequential(truth), sequential(prediction)
+    split, merged = split_and_merged(overlap_matrix(truth, prediction))
+    return np.concatenate([[False], split])[truth], np.concatenate([[False], merged])[prediction]
+
+
+def evaluate_instances(truth: np.ndarray, prediction: np.ndarray, taus=TAUS) -> dict:
+    """Everything one image contributes: object counts, match counts per tau, splits and merges,
+    and the adapted Rand error and variation of information (scikit-image)."""
+    overlap = overlap_matrix(truth, prediction)
+    iou = iou_matrix(overlap)
+    split, merged = split_and_merged(overlap)
+    rand_error = (adapted_rand_error(truth, prediction)[0] if truth.any() and prediction.any()
+                  else float(truth.any() or prediction.any()))  # one side empty: all wrong; both: nothing to get wrong
+    vi_split, vi_merge = variation_of_information(truth, prediction)
+    return {"objects_true": iou.shape[0], "objects_predicted": iou.shape[1],
+            "by_tau": {tau: match_counts(iou, tau) for tau in taus},
+            "splits": int(split.sum()), "merges": int(merged.sum()),
+            "rand_error": float(rand_error), "vi_split": float(vi_split), "vi_merge": float(vi_merge)}
+
+
+def scores_from_matches(tp: int, fp: int, fn: int, iou_sum: float) -> dict:
+    """Precision, recall, F1, AP, mean matched IoU and PQ; 1.0 where there is nothing to find and
+    nothing was found (no objects either side)."""
+    def ratio(num, den):
+        return num / den if den else 1.0
+    return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn), "f1": ratio(2 * tp, 2 * tp + fp + fn),
+            "ap": ratio(tp, tp + fp + fn), "mean_matched_iou": iou_sum / tp if tp else 0.0,
+            "pq": ratio(iou_sum, tp + fp / 2 + fn / 2)}
+
+
+def summarize_instances(per_image: list[dict], taus=TAUS) -> dict:
+    """Scores from the match counts pooled over every image (as StarDist reports a dataset), per tau;
+    mean_ap is the mean over tau (the Data Science Bowl 2018 score pools per image instead)."""
+    by_tau = {}
+    for tau in taus:
+        counts = {key: sum(image["by_tau"][tau][key] for image in per_image) for key in ("tp", "fp", "fn", "iou_sum")}
+        by_tau[tau] = {**counts, **scores_from_matches(**counts)}
+    mean = (lambda key: float(np.mean([image[key] for image in per_image]))) if per_image else (lambda key: 0.0)
+    return {"by_tau": by_tau, "mean_ap": float(np.mean([by_tau[tau]["ap"] for tau in taus])),
+            "objects_true": sum(image["objects_true"] for image in per_image),
+            "objects_predicted": sum(image["objects_predicted"] for image in per_image),
+            "splits": sum(image["splits"] for image in per_image),
+            "merges": sum(image["merges"] for image in per_image),
+            "rand_error": mean("rand_error"), "vi_split": mean("vi_split"), "vi_merge": mean("vi_merge")}
