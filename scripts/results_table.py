@@ -28,7 +28,8 @@ def row(result: dict) -> str:
 def object_row(result: dict) -> str:
     objects = result["instances"]
     target = "boundary" if "seed_threshold" in objects else "binary"
-    seed = f", seeds ≥ {objects['seed_threshold']}" if target == "boundary" else ""
+    seed = (f", seeds ≥ {objects['seed_threshold']}, objects ≥ {objects['min_object_size']} px"
+            if target == "boundary" else "")
     return (f"| {NAMES[result['name']]} | {objects['truth_objects']} | {target}{seed} | {objects['objects_true']} | "
             f"**{objects['ap_50']:.3f}** | {objects['f1_50']:.3f} | {objects['mean_ap']:.3f} | {objects['pq_50']:.3f} | "
             f"{objects['merges']} / {objects['splits']} | {objects['otsu_components_ap_50']:.3f} |")
