@@ -42,7 +42,8 @@ COLOURS = {"tp": (0, 200, 0), "fp": (230, 0, 0), "fn": (0, 120, 255),
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     num_classes, thresholds = params.data.num_classes, params.evaluate.thresholds
-    stems = read_json(PREPARED / "manifest.json")["splits"]["test"]
+    manifest = read_json(PREPARED / "manifest.json")
+    stems = manifest["splits"]["test"]
     if not stems:
         raise UserError("params.yaml: prepare.test_fraction: the test split is empty; raise it or list test images")
     results, objects, otsu_objects, sweep = {}, {}, [], {t: [] for t in thresholds}
@@ -74,7 +75,7 @@ def main(argv) -> None:
     summary = summarize_instances(list(objects.values())) if objects else None
     if summary:
         otsu_ap = summarize_instances(otsu_objects)["by_tau"][0.5]["ap"]
-        metrics["instances"] = {**headline(summary, read_json(PREPARED / "manifest.json")["mask_type"]),
+        metrics["instances"] = {**headline(summary, manifest["mask_type"]),
                                 "otsu_components_ap_50": round(otsu_ap, 6), **postprocessing_chosen()}
         print(f"evaluate: objects from {metrics['instances']['truth_objects']}: AP@0.5 "
               f"{metrics['instances']['ap_50']:.3f} (Otsu's connected components: {otsu_ap:.3f}), "

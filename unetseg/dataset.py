@@ -95,8 +95,9 @@ def check_pair(image_path, mask_path, num_classes: int, mask_type: str = "auto")
     summary = {"shape": [int(s) for s in image.shape[:2]], "dtype": str(image.dtype), "colour": is_colour(image),
                "class_pixels": class_pixels.tolist(), "foreground_fraction": float(1 - class_pixels[0] / classes.size)}
     if num_classes == 1:
-        summary["objects"] = int(np.count_nonzero(np.unique(instance_labels(mask))))
-        summary["object_ids"] = not is_binary(np.unique(mask))
+        values = np.unique(mask)
+        summary["object_ids"] = not is_binary(values)
+        summary["objects"] = int(np.count_nonzero(values) if summary["object_ids"] else labels_from_mask(mask).max())
     return summary
 
 

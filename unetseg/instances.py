@@ -19,7 +19,6 @@ from scipy.optimize import linear_sum_assignment
 from skimage.metrics import adapted_rand_error, variation_of_information
 from skimage.segmentation import watershed
 
-TARGETS = ("binary", "boundary")
 INTERIOR, BOUNDARY = 1, 2
 TAUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, ..., 0.95
 SEED_THRESHOLDS = TAUS  # the candidates of predict.seed_threshold auto: the same grid
