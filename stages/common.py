@@ -1,15 +1,12 @@
 """What every stage adapter shares: one-line errors, atomic outputs, small JSON files."""
 
 import argparse
-import json
 import shutil
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
-from tqdm import tqdm
-
-from unetseg.errors import UserError
+from unetseg.errors import exit_on_user_error
+from unetseg.files import atomic_dir, atomic_file, read_json, write_json  # noqa: F401 (the stages' writers)
 from unetseg.params import Params, load_params
 
 
@@ -41,58 +38,10 @@ def remove_stale_temporaries(folders=OUTPUT_FOLDERS) -> None:
 
 def run_stage(main, argv=None) -> None:
     """Run a stage's main; a UserError becomes one line on stderr and exit status 2."""
-    try:
-        main(sys.argv[1:] if argv is None else argv)
-    except UserError as exc:
-        for bar in list(tqdm._instances):  # end any progress bar's line, so the error has its own
-            bar.close()
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-
-
-@contextmanager
-def atomic_dir(path):
-    """Yield a temporary sibling directory that replaces `path` only if the block succeeds."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
-
-
-@contextmanager
-def atomic_file(path):
-    """Yield a temporary sibling file path that replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
-
-
-def write_json(path, obj) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    exit_on_user_error(main, sys.argv[1:] if argv is None else argv)
 
 
 def read_plan(stage: str) -> dict:
     """The planned values a stage reads (`data/plan/<stage>.json`, written by the plan stage),
     keyed like params.yaml: {"extract.patch_size": 128, ...}."""
     return read_json(Path("data/plan") / f"{stage}.json")
-
-
-def read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found; run the stage that writes it first (dvc repro)") from None

@@ -81,3 +81,36 @@ def test_temporaries_of_a_killed_stage_go_when_the_next_stage_starts(tiny_copy):
     assert run_stage_in("evaluate", tiny_copy).returncode == 0
     assert not left.exists() and not (tiny_copy / "reports/.metrics.json.tmp").exists()
     assert (raw / ".user.tmp").exists()
+
+
+def write_to_a_full_disk(path):
+    """What writing `path` does on a full disk: the OSError a real ENOSPC raises."""
+    import errno
+
+    path.write_bytes(b"part")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("writer", ["file", "dir"])
+def test_a_full_disk_is_named_and_leaves_nothing(tmp_path, writer):
+    target = tmp_path / "out" / "m.npy"
+    with pytest.raises(UserError, match=r"out/m\.npy: no space left on the device while writing it \(\d+ MiB free\)"):
+        if writer == "file":
+            with atomic_file(target) as tmp:
+                write_to_a_full_disk(tmp)
+        else:
+            with atomic_dir(target) as tmp:
+                write_to_a_full_disk(tmp / "part.npy")
+    assert not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_full_disk_outside_an_atomic_write_is_one_error_line(tmp_path):
+    """The last resort, in run_stage: /dev/full reports ENOSPC on every write."""
+    code = ("from stages.common import run_stage\n"
+            "def main(argv):\n    open('/dev/full', 'w').write('x' * 10**6)\n"
+            "run_stage(main, [])\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().startswith("error: ") and "no space left on the device" in result.stderr

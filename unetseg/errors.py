@@ -1,5 +1,26 @@
-"""The single error type for mistakes a user can fix (bad data, bad params)."""
+"""The single error type for mistakes a user can fix (bad data, bad params), and how commands report it."""
+
+import errno
+import sys
 
 
 class UserError(Exception):
     """A problem in the user's input; its message names the file or key and says how to fix it."""
+
+
+def exit_on_user_error(main, argv) -> None:
+    """Run a command's main; a UserError (or a full disk) becomes one `error:` line on stderr and exit
+    status 2, after any progress bar has ended its line."""
+    try:
+        main(argv)
+    except (UserError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        from tqdm import tqdm
+
+        for bar in list(tqdm._instances):
+            bar.close()
+        message = exc if isinstance(exc, UserError) else (
+            f"{exc.filename or 'an output'}: no space left on the device; free some space and rerun")
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
