@@ -54,6 +54,7 @@ PARAM_READERS = {
 MODULE_READERS = {
     "stages/common.py": ALL,
     "unetseg/errors.py": ALL,
+    "unetseg/files.py": ALL,
     "unetseg/params.py": ALL,
     "unetseg/imageio.py": {"synthesize", "prepare", "predict", "evaluate"},
     "stages/synthesize.py": {"synthesize"},
@@ -74,6 +75,10 @@ MODULE_READERS = {
     "unetseg/losses.py": {"train"},
     "unetseg/training.py": {"train"},
     "stages/predict.py": {"predict"},
+    "unetseg/inference.py": {"predict"},
+    "unetseg/modelfile.py": {"predict"},
+    "unetseg/cli.py": set(),
+    "unetseg/scoring.py": set(),
     "unetseg/tiling.py": {"predict"},
     "unetseg/postprocess.py": {"predict"},
     "stages/evaluate.py": {"evaluate"},

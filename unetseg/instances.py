@@ -187,3 +187,14 @@ def summarize_instances(per_image: list[dict], taus=TAUS) -> dict:
             "splits": sum(image["splits"] for image in per_image),
             "merges": sum(image["merges"] for image in per_image),
             "rand_error": mean("rand_error"), "vi_split": mean("vi_split"), "vi_merge": mean("vi_merge")}
+
+
+def headline(summary: dict) -> dict:
+    """The object scores worth a column in `dvc metrics diff` (rounded); every tau is in by_tau."""
+    at = summary["by_tau"]
+    numbers = {"ap_50": at[0.5]["ap"], "ap_75": at[0.75]["ap"], "mean_ap": summary["mean_ap"],
+               "f1_50": at[0.5]["f1"], "precision_50": at[0.5]["precision"], "recall_50": at[0.5]["recall"],
+               "pq_50": at[0.5]["pq"], "matched_iou_50": at[0.5]["mean_matched_iou"],
+               **{key: summary[key] for key in ("objects_true", "objects_predicted", "splits", "merges",
+                                                "rand_error", "vi_split", "vi_merge")}}
+    return {key: round(value, 6) if isinstance(value, float) else value for key, value in numbers.items()}

@@ -171,15 +171,20 @@ class Train(Section):
 
 
 class Predict(Section):
-    tile_size: auto_or(int, ge=16) = "auto"
-    overlap: float = Field(0.5, ge=0, lt=1)
-    blend: Literal["gaussian", "constant"] = "gaussian"
-    batch_size: int = Field(8, ge=1)
-    tta: bool = True
-    threshold: float = Field(0.5, gt=0, lt=1)
-    seed_threshold: auto_or(float, gt=0, lt=1) = "auto"
-    prob_dtype: Literal["uint8", "float16"] = "uint8"
-    min_object_size: auto_or(int, ge=0) = "auto"
+    tile_size: auto_or(int, ge=16) = Field("auto", description="side of the square tiles the model sees, a "
+                                           "multiple of 2**depth; auto: the plan's, 256 for new images")
+    overlap: float = Field(0.5, ge=0, lt=1, description="fraction of a tile shared with its neighbours")
+    blend: Literal["gaussian", "constant"] = Field("gaussian", description="weighting of overlapping tiles")
+    batch_size: int = Field(8, ge=1, description="tiles per model call")
+    tta: bool = Field(True, description="average the predictions of the four flips")
+    threshold: float = Field(0.5, gt=0, lt=1, description="foreground where its probability is at least this")
+    seed_threshold: auto_or(float, gt=0, lt=1) = Field("auto", description="boundary target: objects grow from "
+                                                       "regions where p(interior) is at least this; auto: "
+                                                       "chosen on the validation images, 0.5 for new images")
+    prob_dtype: Literal["uint8", "float16"] = Field("uint8", description="probability maps as p*255 PNG/npy "
+                                                    "(uint8) or float16 .npy")
+    min_object_size: auto_or(int, ge=0) = Field("auto", description="objects under this many pixels are "
+                                                "dropped; auto: chosen on the validation images, 0 for new images")
 
 
 class Evaluate(Section):
@@ -223,6 +228,13 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
         return Params.model_validate(raw or {})
     except ValidationError as exc:
         raise UserError(f"{source}: {_describe(*exc.errors()[:2])}") from None
+
+
+def with_predict(params: Params, changes: dict, source: str = "params.yaml") -> Params:
+    """`params` with these keys of the predict section replaced, validated like params.yaml."""
+    raw = params.model_dump()
+    raw["predict"].update(changes)
+    return parse_params(raw, source)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

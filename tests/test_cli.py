@@ -1,0 +1,174 @@
+"""The installed `unetseg` command, run as a user would: from a folder outside the repository."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stage_runner import error_line
+
+UNETSEG = Path(sys.executable).with_name("unetseg")  # the console script pip installed beside python
+
+
+def unetseg(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return subprocess.run([str(UNETSEG), *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def save(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_help_is_instant_and_lists_every_command(tmp_path):
+    started = time.perf_counter()
+    result = unetseg(tmp_path, "--help")
+    assert time.perf_counter() - started < 1.0  # no TensorFlow before a command needs it
+    assert result.returncode == 0 and all(name in result.stdout for name in ("predict", "evaluate", "info"))
+    flags = unetseg(tmp_path, "predict", "--help").stdout
+    assert "--tile-size {auto,int}" in flags and "--blend {gaussian,constant}" in flags
+    assert "--tta, --no-tta" in flags and "(default: 0.5)" in flags
+
+
+def test_predict_from_outside_the_repository_on_a_folder_and_on_one_file(tiny_run, tmp_path):
+    rng = np.random.default_rng(0)
+    save(tmp_path / "new/a.png", rng.integers(0, 255, (40, 50), dtype=np.uint8))
+    save(tmp_path / "new/b.tif", rng.integers(0, 255, (23, 71), dtype=np.uint8))
+    model = str(tiny_run / "models/unet.keras")
+    result = unetseg(tmp_path, "predict", "--model", model, "--input", "new", "--output", "out")
+    assert result.returncode == 0, result.stderr
+    assert "2 image(s) -> 6 files in out/" in result.stdout
+    native = [line for line in result.stderr.splitlines() if line[:5] in ("I0000", "W0000", "E0000") or "absl" in line]
+    assert not native, "TensorFlow's start-up noise reached stderr"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_instances.png", "a_prob.png",
+                                                                        "b.png", "b_instances.png", "b_prob.png"]
+    assert np.asarray(Image.open(tmp_path / "out/b.png")).shape == (23, 71)
+    result = unetseg(tmp_path, "predict", "--model", model, "--input", "new/a.png", "--output", "one")
+    assert result.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["a.png", "a_instances.png", "a_prob.png"]
+
+
+def test_predict_flags_override_the_params(tiny_run, tmp_path):
+    save(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8))
+    model = str(tiny_run / "models/unet.keras")
+    args = ["predict", "--model", model, "--input", "a.png", "--threshold", "0.999", "--tile-size", "16", "--tta"]
+    assert unetseg(tmp_path, *args, "--output", "high").returncode == 0
+    assert np.asarray(Image.open(tmp_path / "high/a.png")).max() == 0  # an untrained net is never that sure
+    args = ["predict", "--model", model, "--input", "a.png", "--prob-dtype", "float16", "--output", "f16"]
+    assert unetseg(tmp_path, *args).returncode == 0
+    assert np.load(tmp_path / "f16/a_prob.npy").shape == (30, 40)
+
+
+def bad_model_files(tmp_path: Path, model: Path) -> dict[str, Path]:
+    (tmp_path / "garbage.keras").write_bytes(b"not a zip at all")
+    zipfile.ZipFile(tmp_path / "empty.keras", "w").close()
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone/unet.keras").write_bytes(model.read_bytes())  # no preprocessing.json beside it
+    return {"garbage": tmp_path / "garbage.keras", "empty": tmp_path / "empty.keras",
+            "alone": tmp_path / "alone/unet.keras"}
+
+
+def test_predict_errors_are_one_line_and_write_nothing(tiny_run, tmp_path):
+    model = str(tiny_run / "models/unet.keras")
+    bad = bad_model_files(tmp_path, tiny_run / "models/unet.keras")
+    save(tmp_path / "twice/a.png", np.zeros((8, 8), np.uint8))
+    save(tmp_path / "twice/a.tif", np.zeros((8, 8), np.uint8))
+    save(tmp_path / "good.png", np.zeros((8, 8), np.uint8))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "a_file").write_text("")
+    cases = [
+        (["--model", model, "--input", "missing"], "missing: no such file or folder"),
+        (["--model", model, "--input", "empty"], "empty: no images"),
+        (["--model", model, "--input", "bad.png"], "bad.png: cannot read image"),
+        (["--model", "nope.keras", "--input", "good.png"], "nope.keras: model not found"),
+        (["--model", str(bad["garbage"]), "--input", "good.png"], "garbage.keras: not a Keras model file"),
+        (["--model", str(bad["empty"]), "--input", "good.png"], "empty.keras: an incomplete Keras model file"),
+        (["--model", str(bad["alone"]), "--input", "good.png"], "preprocessing.json: not found beside the model"),
+        (["--model", model, "--input", "twice"], "twice: several images named a.*"),
+        (["--model", model, "--input", "good.png", "--overlap", "1.5"], "flags: predict.overlap: Input should be less than 1"),
+    ]
+    for args, expected in cases:
+        assert expected in error_line(unetseg(tmp_path, "predict", *args, "--output", "o")), args
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    result = unetseg(tmp_path, "predict", "--model", model, "--input", "good.png", "--output", "a_file/out")
+    assert "a_file is a file, not a folder" in error_line(result)
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ("same folder", r"error: .*new: the output folder holds the input a\.png, whose mask would overwrite images"),
+    ("mask and prob names", r"error: .*new/a_prob\.png and .*new/a\.png would both write out/a_prob\.png; rename one"),
+])
+def test_predict_never_overwrites_an_input(tiny_run, tmp_path, layout, expected):
+    names = ["a.png", "b.png"] if layout == "same folder" else ["a.png", "a_prob.png"]
+    for name in names:
+        save(tmp_path / "new" / name, np.full((40, 50), 7, np.uint8))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "new").iterdir()}
+    output = "new" if layout == "same folder" else "out"
+    result = unetseg(tmp_path, "predict", "--model", str(tiny_run / "models/unet.keras"), "--input", "new",
+                     "--output", output)
+    assert re.search(expected, error_line(result))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "new").iterdir()} == before
+    assert not (tmp_path / "out").exists()
+
+
+def touching_squares() -> np.ndarray:
+    labels = np.zeros((20, 30), np.uint16)
+    labels[2:10, 2:10], labels[2:10, 10:18], labels[2:10, 18:26] = 1, 2, 3
+    return labels
+
+
+def test_evaluate_scores_another_tools_label_images(tmp_path):
+    truth = touching_squares()
+    save(tmp_path / "truth/x.png", truth)
+    save(tmp_path / "truth/y.png", np.zeros((20, 30), np.uint8))
+    save(tmp_path / "pred/x.tif", (truth > 0).astype(np.uint8) * 255)  # the squares fused: one object, IoU 1/3 with each
+    save(tmp_path / "pred/y.png", np.zeros((20, 30), np.uint8))
+    save(tmp_path / "pred/y_prob.png", np.zeros((20, 30), np.uint8))  # extras beside the masks are ignored
+    result = unetseg(tmp_path, "evaluate", "pred", "truth", "--json", "scores.json")
+    assert result.returncode == 0, result.stderr
+    assert "2 images: Dice 1.000" in result.stdout and "merges 1" in result.stdout
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["dice"] == 1.0 and scores["instances"]["objects_true"] == 3
+    assert scores["instances"]["objects_predicted"] == 1 and scores["instances"]["ap_50"] == 0.0
+    assert [row["image"] for row in scores["per_image"]] == ["x", "y"] and scores["per_image"][1]["dice"] is None
+    save(tmp_path / "pred/x_instances.png", truth)  # a predicted object file takes precedence: now exact
+    scores = json.loads(unetseg(tmp_path, "evaluate", "pred", "truth", "--json", "s.json").stdout and
+                        (tmp_path / "s.json").read_text())
+    assert scores["instances"]["ap_50"] == 1.0
+
+
+def test_evaluate_errors(tmp_path):
+    save(tmp_path / "truth/x.png", touching_squares())
+    save(tmp_path / "small/x.png", np.zeros((5, 5), np.uint8))
+    (tmp_path / "none").mkdir()
+    save(tmp_path / "classes/x.png", np.full((20, 30), 5, np.uint8))
+    cases = [
+        (["missing", "truth"], "missing: no such folder; give PRED_DIR"),
+        (["none", "truth"], "none: no images"),
+        (["small", "truth"], "small/x.png: 5x5 but the true mask"),
+        (["classes", "classes", "--num-classes", "3"], "mask value 5 is not a class id below --num-classes 3"),
+    ]
+    for args, expected in cases:
+        assert expected in error_line(unetseg(tmp_path, "evaluate", *args)), args
+
+
+def test_info_describes_a_model_without_keras(tiny_run, tmp_path):
+    result = unetseg(tmp_path, "info", str(tiny_run / "models/unet.keras"), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    train = json.loads((tiny_run / "reports/train.json").read_text())
+    assert info["parameters"] == train["parameters"] and info["input_channels"] == 1
+    assert info["depth"] == 2 and info["base_filters"] == 4 and info["tile_multiple"] == 4
+    assert info["target"] == "boundary" and info["outputs"] == "3 (softmax)"
+    for name, path in bad_model_files(tmp_path, tiny_run / "models/unet.keras").items():
+        assert str(path.parent) in error_line(unetseg(tmp_path, "info", str(path))), name

@@ -1,0 +1,177 @@
+"""The `unetseg` command: predict new images, score any folder of masks, describe a model.
+
+    unetseg predict --model models/unet.keras --input FILE_OR_DIR --output DIR
+    unetseg evaluate PRED_DIR TRUTH_DIR [--json scores.json]
+    unetseg info models/unet.keras
+
+Only what a command needs is imported when it runs (Keras only for predict), so `--help` is instant.
+The pipeline itself runs through `dvc repro`.
+"""
+
+import argparse
+import json
+import sys
+import typing
+from pathlib import Path
+
+from unetseg.errors import UserError, exit_on_user_error
+from unetseg.params import Params, Predict, load_params
+
+MODEL = "models/unet.keras"
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    exit_on_user_error(args.command, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unetseg", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    add_predict(commands)
+    add_evaluate(commands)
+    add_info(commands)
+    return parser
+
+
+def add_predict(commands) -> None:
+    parser = commands.add_parser(
+        "predict", help="masks, probability maps and objects of new images",
+        description="Predict whole images of any size with a trained model, normalised as its training data "
+                    "was. For each image writes <stem>.png (mask: 0/255 or class ids), <stem>_prob.png or .npy "
+                    "(probabilities) and <stem>_instances.png (uint16 object ids, one class). Never overwrites "
+                    "an input; each file appears whole or not at all.")
+    parser.set_defaults(command=run_predict)
+    parser.add_argument("--input", required=True, type=Path,
+                        help="an image file or a folder of images (.png, .tif, .tiff, .jpg, .jpeg)")
+    parser.add_argument("--output", required=True, type=Path, help="folder for the outputs (created if needed)")
+    parser.add_argument("--model", default=MODEL, type=Path,
+                        help=f"a .keras model with the preprocessing.json training wrote beside it (default: {MODEL})")
+    parser.add_argument("--params", default="params.yaml", type=Path,
+                        help="a params file whose predict section sets the settings, when it exists "
+                             "(default: params.yaml)")
+    settings = parser.add_argument_group("settings (each overrides the params file; the defaults are params.yaml's)")
+    for key, field in Predict.model_fields.items():
+        settings.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None, help=flag_help(field),
+                              **flag_kind(field.annotation))
+
+
+def flag_kind(annotation) -> dict:
+    """argparse type, choices and action for a params field: auto-or-number, a literal, a bool."""
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    members = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return {"choices": members}
+    if typing.get_origin(annotation) is typing.Union:  # auto_or(kind): "auto" or a number
+        kind = next(typing.get_args(member)[0] for member in members if typing.get_origin(member) is typing.Annotated)
+        return {"type": lambda text: text if text == "auto" else kind(text), "metavar": f"{{auto,{kind.__name__}}}"}
+    return {"type": annotation, "metavar": annotation.__name__}
+
+
+def flag_help(field) -> str:
+    return f"{field.description} (default: {field.default})".replace("%", "%%")
+
+
+def add_evaluate(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate", help="score a folder of predicted masks against the true ones",
+        description="Dice, IoU, precision, recall and pixel accuracy (means over images) and, for one class, "
+                    "objects matched on IoU (AP, F1, PQ at IoU 0.5, mean AP over 0.5..0.95, merges, splits), as "
+                    "the pipeline's evaluate stage scores them. Masks pair by file name stem; either side may "
+                    "be binary (0/1, 0/255) or object ids, from any tool.")
+    parser.set_defaults(command=run_evaluate)
+    parser.add_argument("predictions", metavar="PRED_DIR", type=Path, help="folder of predicted masks")
+    parser.add_argument("truths", metavar="TRUTH_DIR", type=Path, help="folder of true masks")
+    parser.add_argument("--num-classes", type=int, default=1,
+                        help="1 (the default): foreground is any non-zero pixel; N >= 2: masks hold class ids 0..N-1")
+    parser.add_argument("--json", type=Path, help="also write every score and one row per image to this file")
+
+
+def add_info(commands) -> None:
+    parser = commands.add_parser("info", help="what a model expects and gives",
+                                 description="Input channels, normalisation, outputs, architecture and size "
+                                             "of a trained model, read without starting Keras.")
+    parser.set_defaults(command=run_info)
+    parser.add_argument("model", metavar="MODEL", type=Path, nargs="?", default=Path(MODEL),
+                        help=f"a .keras model (default: {MODEL})")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
+
+
+def run_predict(args) -> None:
+    from tqdm import tqdm
+
+    from unetseg.inference import input_files, predict_files  # starts Keras
+
+    files = input_files(args.input)
+    written = predict_files(files, args.output, args.model, predict_params(args),
+                            progress=lambda items: tqdm(items, desc="predict", disable=None))
+    print(f"unetseg predict: {len(files)} image(s) -> {len(written)} files in {args.output}/")
+
+
+def predict_params(args) -> Params:
+    """The params file's values (when it exists, else the schema's), with the flags given on top."""
+    from unetseg.params import with_predict
+
+    params = load_params(args.params) if args.params.is_file() else Params()
+    flags = {key: value for key, value in vars(args).items() if key in Predict.model_fields and value is not None}
+    return with_predict(params, flags, "flags") if flags else params
+
+
+def run_evaluate(args) -> None:
+    from tqdm import tqdm
+
+    from unetseg.scoring import score_folders
+
+    if args.num_classes < 1:
+        raise UserError(f"--num-classes {args.num_classes}: give 1 for foreground/background, N >= 2 for N classes")
+    scores = score_folders(args.predictions, args.truths, args.num_classes,
+                           progress=lambda items: tqdm(items, desc="evaluate", disable=None))
+    print(score_lines(scores))
+    if args.json:
+        from unetseg.files import write_json
+
+        write_json(args.json, scores)
+        print(f"unetseg evaluate: scores written to {args.json}")
+
+
+def score_lines(scores: dict) -> str:
+    def number(value):
+        return "n/a" if value is None else f"{value:.3f}"
+    lines = [f"{scores['images']} images: Dice {number(scores['dice'])}, IoU {number(scores['iou'])}, "
+             f"precision {number(scores['precision'])}, recall {number(scores['recall'])}, "
+             f"pixel accuracy {number(scores['pixel_accuracy'])}"]
+    objects = scores.get("instances")
+    if objects:
+        lines.append(f"objects: {objects['objects_true']} true, {objects['objects_predicted']} predicted; "
+                     f"AP@0.5 {objects['ap_50']:.3f}, F1@0.5 {objects['f1_50']:.3f}, mean AP 0.5-0.95 "
+                     f"{objects['mean_ap']:.3f}, PQ@0.5 {objects['pq_50']:.3f}, "
+                     f"merges {objects['merges']}, splits {objects['splits']}")
+    return "\n".join(lines)
+
+
+def run_info(args) -> None:
+    from unetseg.modelfile import describe_model
+
+    description = describe_model(args.model)
+    if args.json:
+        print(json.dumps(description, indent=2))
+        return
+    for key, value in description.items():
+        print(f"{key}: {json.dumps(value) if isinstance(value, dict) else value}")
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unetseg")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Whole-image prediction with a saved model: probabilities, masks and objects, written safely.
+
+Shared by the predict stage and `unetseg predict`; importing it starts Keras.
+"""
+
+from pathlib import Path
+
+from unetseg.backend import start_keras
+
+keras = start_keras()
+import numpy as np  # noqa: E402
+
+from unetseg.errors import UserError  # noqa: E402
+from unetseg.files import atomic_file  # noqa: E402
+from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
+from unetseg.instances import labels_from_boundary, labels_from_mask  # noqa: E402
+from unetseg.modelfile import model_target, read_config, read_preprocessing  # noqa: E402
+from unetseg.normalize import normalize  # noqa: E402
+from unetseg.params import Params, with_predict  # noqa: E402
+from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
+from unetseg.tiling import predict_image  # noqa: E402
+
+OUTPUT_SUFFIXES = (".png", "_prob.png", "_prob.npy", "_instances.png")  # what write_prediction may write
+DEFAULT_TILE = 256
+AUTO_DEFAULTS = {"seed_threshold": 0.5, "min_object_size": 0}  # post-processing left auto, nothing chosen
+
+
+def load_model(path) -> keras.Model:
+    read_config(path)  # a missing, truncated or foreign file is named before Keras sees it
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many kinds (ValueError, KeyError, OSError, TypeError)
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise UserError(f"{path}: Keras could not load this model ({reason}); retrain it (dvc repro train) "
+                        "or pass the unet.keras that training wrote") from None
+
+
+def tile_multiple(model: keras.Model) -> int:
+    """Tile sizes must be multiples of this: the network halves its input once per pooling."""
+    return 2 ** sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
+
+
+def input_files(path: Path) -> list[Path]:
+    """The image file, or the images of the folder sorted by name; each stem once."""
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        stems = [p.stem for p in files]
+        if len(set(stems)) < len(stems):  # a.png and a.tif would both be written to a.png
+            twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+            raise UserError(f"{path}: several images named {twice[0]}.*; rename them so each name is unique")
+        if files:
+            return files
+        raise UserError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) found; give a folder of images")
+    raise UserError(f"{path}: no such file or folder; give --input an image or a folder of images")
+
+
+def check_outputs(files: list[Path], output: Path) -> None:
+    """Before anything is written: the output must be a folder we can create, no output may land in
+    the inputs' folder, and no two images may write the same file (`a.png` writes `a_prob.png`,
+    which is also the mask of an input `a_prob.png`)."""
+    for parent in (output, *output.parents):
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{output}: {parent} is a file, not a folder; choose another --output")
+    for path in files:
+        if path.resolve().parent == output.resolve():
+            raise UserError(f"{output}: the output folder holds the input {path.name}, whose mask would overwrite "
+                            "images; choose another --output")
+    written: dict[str, Path] = {}
+    for path in files:
+        for name in (f"{path.stem}{suffix}" for suffix in OUTPUT_SUFFIXES):
+            if name in written:
+                raise UserError(f"{path} and {written[name]} would both write {output / name}; rename one of them")
+            written[name] = path
+
+
+def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params, source: Path) -> np.ndarray:
+    """(H, W, K) float32 model output for a whole normalised (H, W, C) image."""
+    expected = model.input_shape[-1]
+    if expected is not None and image.shape[-1] != expected:
+        raise UserError(f"{source}: {image.shape[-1]} channel(s), but the model expects {expected}; "
+                        "retrain it on data like this (dvc repro) or use a matching model")
+    cfg = params.predict
+    return predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend,
+                         cfg.batch_size, cfg.tta)
+
+
+def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params, target: str) -> list[Path]:
+    """<stem>.png: labels (binary 0/255, else class ids). <stem>_prob: for one class (or the boundary
+    target's foreground, 1 - p(background)) a PNG of round(p * 255) (uint8) or an (H, W) float16
+    .npy; for several classes an (H, W, K) .npy of all class probabilities (uint8 round(p * 255), or
+    float16). <stem>_instances.png: uint16 object ids, for binary and boundary targets. Each file
+    appears whole or not at all; returns the files written."""
+    cfg = params.predict
+    if target == "boundary":
+        instances = labels_from_boundary(probabilities, cfg.threshold, cfg.seed_threshold, cfg.min_object_size)
+        probabilities = 1.0 - probabilities[..., :1]
+    labels = remove_small_objects(to_labels(probabilities, cfg.threshold), cfg.min_object_size)
+    if target == "binary":
+        instances = labels_from_mask(labels)
+    binary = probabilities.shape[-1] == 1
+    written = [folder / f"{stem}.png"]
+    with atomic_file(written[0]) as tmp:
+        write_png(tmp, labels * 255 if binary else labels)
+    if binary:
+        written.append(write_instances(folder / f"{stem}_instances.png", instances))
+    if cfg.prob_dtype == "uint8" and binary:
+        written.append(folder / f"{stem}_prob.png")
+        with atomic_file(written[-1]) as tmp:
+            write_png(tmp, np.round(probabilities[..., 0] * 255).astype(np.uint8))
+        return written
+    scaled = np.round(probabilities * 255).astype(np.uint8) if cfg.prob_dtype == "uint8" else probabilities.astype(np.float16)
+    written.append(folder / f"{stem}_prob.npy")
+    with atomic_file(written[-1]) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, scaled[..., 0] if binary else scaled)
+    return written
+
+
+def write_instances(path: Path, instances: np.ndarray) -> Path:
+    if instances.max(initial=0) > np.iinfo(np.uint16).max:
+        raise UserError(f"{path}: over 65,535 objects in one image; predict tiles of it instead")
+    with atomic_file(path) as tmp:
+        write_png(tmp, instances.astype(np.uint16))
+    return path
+
+
+def predict_files(files: list[Path], output: Path, model_path: Path, params: Params, progress=iter) -> list[Path]:
+    """Masks, probability maps and objects of new images, normalised as the model's training data
+    was; checked before anything is written. A tile size left auto is 256 (or the nearest size the
+    model takes), post-processing left auto the defaults: new images have no plan and no truth."""
+    check_outputs(files, output)
+    read_config(model_path)
+    preprocessing = read_preprocessing(model_path)
+    model = load_model(model_path)
+    if params.predict.tile_size == "auto":
+        step = tile_multiple(model)
+        params = with_predict(params, {"tile_size": max(step, DEFAULT_TILE // step * step)})
+    params = with_predict(params, {key: value for key, value in AUTO_DEFAULTS.items()
+                                   if getattr(params.predict, key) == "auto"})
+    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in progress(files):
+        image = normalize(read_image(path, preprocessing["channels"]), preprocessing["normalization"])
+        probabilities = predict_probabilities(model, image, params, path)
+        written += write_prediction(output, path.stem, probabilities, params, model_target(preprocessing))
+    return written
