@@ -22,18 +22,18 @@ from skimage.segmentation import find_boundaries
 from tqdm import tqdm
 
 from stages.common import atomic_dir, atomic_file, load_stage_params, read_json, run_stage, write_json
-from unetseg.baselines import (BASELINES, baseline_predictions, baseline_scores, collapse_warnings, is_constant,
-                               margin_over_best_baseline)
+from unetseg.baselines import (BASELINES, baseline_predictions, baseline_scores, best_baseline, collapse_warnings,
+                               is_constant, margin_over_best_baseline)
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask, write_png
-from unetseg.instances import (evaluate_instances, labels_from_mask, scores_from_matches, split_and_merged_pixels,
-                               summarize_instances)
+from unetseg.instances import (evaluate_instances, headline, labels_from_mask, scores_from_matches,
+                               split_and_merged_pixels, summarize_instances)
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, summarize
 
 PREPARED, PREDICTIONS = Path("data/prepared"), Path("data/predictions")
 METRICS, PER_IMAGE, THRESHOLDS, OVERLAYS = ("reports/metrics.json", "reports/per_image.csv",
                                             "reports/thresholds.csv", "reports/overlays")
-INSTANCES = "reports/instances.csv"
+INSTANCES, TRAIN_SUMMARY = "reports/instances.csv", "reports/train.json"
 OVERLAY_MIN_SIDE = 512
 COLOURS = {"tp": (0, 200, 0), "fp": (230, 0, 0), "fn": (0, 120, 255),
            "object": (255, 255, 255), "merged": (255, 0, 255), "split": (255, 220, 0)}
@@ -65,26 +65,31 @@ def main(argv) -> None:
         for t in thresholds:
             sweep[t].append(evaluate_image(foreground, (probability >= t).astype(np.uint8), 1))
 
-    metrics = summarize(list(results.values()), num_classes)
+    pixels = summarize(list(results.values()), num_classes)
     scores = baseline_scores(baselines, num_classes)
     baseline_dice = {name: score["dice"] for name, score in scores.items()}
-    metrics.update(baselines=scores, constant_predictions=constant,
-                   margin_over_best_baseline=margin_over_best_baseline(metrics["dice"], baseline_dice))
-    for warning in collapse_warnings(metrics["dice"], baseline_dice, constant, len(stems)):
+    for warning in collapse_warnings(pixels["dice"], baseline_dice, constant, len(stems)):
         print(f"warning: {warning}", file=sys.stderr)
+    metrics = {name: pixels[name] for name in SCORES}  # first: the columns `dvc exp show` leads with
     summary = summarize_instances(list(objects.values())) if objects else None
     if summary:
         otsu_ap = summarize_instances(otsu_objects)["by_tau"][0.5]["ap"]
-        metrics["instances"] = {**headline(summary, manifest["mask_type"]),
+        metrics["instances"] = {**headline(summary), "truth_objects": truth_objects(manifest["mask_type"]),
                                 "otsu_components_ap_50": round(otsu_ap, 6), **postprocessing_chosen()}
         print(f"evaluate: objects from {metrics['instances']['truth_objects']}: AP@0.5 "
               f"{metrics['instances']['ap_50']:.3f} (Otsu's connected components: {otsu_ap:.3f}), "
               f"F1@0.5 {metrics['instances']['f1_50']:.3f}")
+    metrics.update(training=training_summary(), baselines=scores, constant_predictions=constant,
+                   margin_over_best_baseline=margin_over_best_baseline(pixels["dice"], baseline_dice),
+                   **{key: value for key, value in pixels.items() if key not in SCORES})
     write_instance_sweep(summary)
-    write_json(METRICS, metrics)
+    write_json(METRICS, metrics, sort_keys=False)
     write_per_image(results, objects, num_classes)
     write_threshold_sweep(sweep)
     write_overlays(results, params.evaluate.overlays, num_classes)
+    name, best = best_baseline(baseline_dice)
+    print(f"evaluate: {len(stems)} test images: Dice {_shown(pixels['dice'])}, IoU {_shown(pixels['iou'])} "
+          f"(best trivial baseline: {name} {_shown(best)}) -> {METRICS}")
 
 
 def predicted_labels(stem: str, num_classes: int, shape) -> np.ndarray:
@@ -106,17 +111,15 @@ def predicted_instances(stem: str, shape) -> np.ndarray:
     return _check_shape(path, read_mask(path), shape)
 
 
-def headline(summary: dict, mask_type: str) -> dict:
-    """The object scores worth a column in `dvc metrics diff`; every threshold is in instances.csv."""
-    at = summary["by_tau"]
-    numbers = {"ap_50": at[0.5]["ap"], "ap_75": at[0.75]["ap"], "mean_ap": summary["mean_ap"],
-               "f1_50": at[0.5]["f1"], "precision_50": at[0.5]["precision"], "recall_50": at[0.5]["recall"],
-               "pq_50": at[0.5]["pq"], "matched_iou_50": at[0.5]["mean_matched_iou"],
-               **{key: summary[key] for key in ("objects_true", "objects_predicted", "splits", "merges",
-                                                "rand_error", "vi_split", "vi_merge")}}
-    numbers = {key: round(value, 6) if isinstance(value, float) else value for key, value in numbers.items()}
-    truth = "instance labels" if mask_type == "instances" else "connected components of the masks"
-    return {**numbers, "truth_objects": truth}
+def training_summary() -> dict:
+    """What training reached (reports/train.json, without its timings, which vary between runs), so
+    that `dvc metrics diff` shows it on a fresh clone: train's own outputs stay in the DVC cache."""
+    train = read_json(TRAIN_SUMMARY)
+    return {key: train[key] for key in ("best_val_dice", "best_epoch", "epochs_run", "parameters")}
+
+
+def truth_objects(mask_type: str) -> str:
+    return "instance labels" if mask_type == "instances" else "connected components of the masks"
 
 
 def postprocessing_chosen() -> dict:
@@ -186,8 +189,8 @@ def write_threshold_sweep(sweep: dict) -> None:
 
 
 def write_overlays(results: dict, count: int, num_classes: int) -> None:
-    """The `count` worst and best test images by Dice: TP green, FP red, FN blue over the grey image,
-    and for one class the outlines of the objects (outline_objects)."""
+    """The `count` worst and best test images by Dice, as worst1.png, ..., best1.png, ...: TP green,
+    FP red, FN blue over the grey image, and for one class the outlines of the objects (outline_objects)."""
     ranked = sorted((s for s in results if np.isfinite(foreground_score(results[s], "dice", num_classes))),
                     key=lambda s: (foreground_score(results[s], "dice", num_classes), s))
     chosen = [("worst", i, s) for i, s in enumerate(ranked[:count])]
@@ -199,7 +202,11 @@ def write_overlays(results: dict, count: int, num_classes: int) -> None:
             overlay = colour_overlay(image, truth, predicted_labels(stem, num_classes, truth.shape))
             if num_classes == 1:
                 overlay = outline_objects(overlay, true_instances(stem), predicted_instances(stem, truth.shape))
-            write_png(out / f"{kind}{rank + 1}_{stem}.png", enlarged(overlay, OVERLAY_MIN_SIDE))
+            write_png(out / f"{kind}{rank + 1}.png", enlarged(overlay, OVERLAY_MIN_SIDE))
+    if chosen:  # names stay the same from run to run, so `dvc plots diff` pairs them
+        print("evaluate: overlays " + ", ".join(f"{kind}{rank + 1}.png = {stem} (Dice "
+                                                f"{foreground_score(results[stem], 'dice', num_classes):.3f})"
+                                                for kind, rank, stem in chosen))
 
 
 def colour_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
@@ -241,6 +248,10 @@ def _check_shape(path: Path, array: np.ndarray, shape) -> np.ndarray:
         raise UserError(f"{path}: size {array.shape[:2]} differs from the test mask {tuple(shape)}; "
                         "rerun the predict stage (dvc repro predict)")
     return array
+
+
+def _shown(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _fmt(value) -> str:

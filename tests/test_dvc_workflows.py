@@ -80,10 +80,44 @@ def test_an_experiment_and_a_queued_sweep_show_their_params_and_metrics(project)
     assert len(rows) == 3
     by_name = {row["name"]: row for row in rows}
     assert by_name["three-epochs"]["params"]["train"]["epochs"] == 3
-    assert by_name["three-epochs"]["metrics"]["reports/train.json"]["epochs_run"] == 3
+    assert by_name["three-epochs"]["metrics"]["reports/metrics.json"]["training"]["epochs_run"] == 3
     assert sorted(row["params"]["predict"]["threshold"] for row in rows) == [0.3, 0.5, 0.7]
     for row in rows:
+        assert list(row["metrics"]) == ["reports/metrics.json"]  # the dataset statistics are not metrics
         assert {"dice", "iou", "precision", "recall", "n_images"} <= row["metrics"]["reports/metrics.json"].keys()
+
+    paged = terminal(project, 120, "dvc", "exp", "show", env={"DVC_PAGER": "cat"})  # as `less -S` pages it
+    header = next(line for line in paged.splitlines() if "Experiment" in line)
+    assert "dice" in header[:120], header[:120]  # on the first screen, not at character 386
+    narrow = terminal(project, 120, "dvc", "exp", "show", "--no-pager", "--only-changed")
+    header = next(line for line in narrow.splitlines() if "Experiment" in line)
+    assert max(map(len, narrow.splitlines())) <= 120 and "dice" in header, narrow
+
+
+def terminal(project, columns: int, *command: str, env=None) -> str:
+    """What `command` shows in a terminal `columns` wide (a pseudo-terminal, escape codes removed)."""
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, attached to a terminal of that size
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+        os.chdir(project.root)
+        os.execvpe(command[0], command, {**project.env, **(env or {}), "COLUMNS": str(columns), "TERM": "dumb"})
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode(errors="replace")).replace("\r", "")
 
 
 def test_metrics_params_and_plots_diff_between_two_commits(project):
@@ -104,6 +138,12 @@ def test_metrics_params_and_plots_diff_between_two_commits(project):
     rows = plots["data"]["Dice per test image"][0]["content"]["data"]["values"]
     images_per_revision = {rev: sum(row["rev"] == rev for row in rows) for rev in ("HEAD~1", "workspace")}
     assert images_per_revision == {"HEAD~1": 2, "workspace": 3}
+
+    for trained in ("models", "reports/live", "reports/train.json"):  # as on a fresh clone, before `dvc pull`
+        subprocess.run(["rm", "-rf", str(project.root / trained)], check=True)
+    shown = project.dvc("metrics", "show", "--json")
+    workspace = next(iter(json.loads(shown.stdout).values()))
+    assert "failed" not in shown.stderr and "training" in workspace["data"]["reports/metrics.json"]["data"]
 
 
 def test_a_run_killed_during_training_commits_nothing_and_the_next_repro_completes(project):
