@@ -26,6 +26,7 @@ def main(argv) -> None:
     patch = plan["extract.patch_size"]
     manifest = read_json(PREPARED / "manifest.json")
     target = resolve_target(params.data.target, manifest["num_classes"], manifest["mask_type"])
+    counts = {}
     with ExitStack() as stack:
         for split, stride, fg_fraction in (("train", plan["extract.stride"], plan["extract.fg_fraction"]),
                                            ("val", patch, 0.0)):
@@ -38,6 +39,9 @@ def main(argv) -> None:
                 writer.add(*extract_patches(image, mask, patch, stride, fg_fraction, rng), source=index)
             writer.close(source_images=len(manifest["splits"][split]), stride=stride,
                          fg_fraction=fg_fraction, shard_size=shard_size)
+            counts[split] = writer.count
+    print(f"extract: {counts['train']} train and {counts['val']} val patches of {patch}x{patch} ({target} target) "
+          f"-> {OUT}/")
 
 
 def target_mask(folder: Path, stem: str, target: str, boundary_width: int) -> np.ndarray:

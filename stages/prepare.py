@@ -54,6 +54,8 @@ def main(argv) -> None:
         write_json(out / "manifest.json", manifest(channels, data.num_classes, mask_type, spec, splits, sources,
                                                    summaries))
         write_json(REPORT, report)
+    print(f"prepare: {len(pairs)} image pairs ({mask_type} masks, {channels} channel(s)), split "
+          f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} (train/val/test) -> {OUT}/, {REPORT}")
 
 
 def normalization_spec(cfg, train_images, channels: int) -> dict:

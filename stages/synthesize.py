@@ -25,6 +25,7 @@ def main(argv) -> None:
             write_png(images / f"{name}.png", image)
             write_png(masks / f"{name}.png", (nuclei > 0).astype("uint8") * 255)
             write_png(labels / f"{name}.png", nuclei.astype("uint16"))
+    print(f"synthesize: {cfg.num_images} images with their masks and labels -> {OUT}/")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ def as_dataset(batches: ShardBatches) -> tf.data.Dataset:
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
+def progress_display() -> int:
+    """Keras's verbosity: a progress bar within each epoch on a terminal, one line per epoch in a log."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 def compiled_unet(params, plan: dict, channels: int, classes: int) -> keras.Model:
     keras.mixed_precision.set_global_policy(params.train.precision)
     m, t = params.model, params.train
@@ -92,7 +97,7 @@ def main(argv) -> None:
                                                                patience=t.reduce_lr_patience, verbose=1))
         started = time.perf_counter()
         history = model.fit(as_dataset(train), validation_data=as_dataset(val), epochs=plan["train.epochs"],
-                            callbacks=callbacks, shuffle=False, verbose=2)
+                            callbacks=callbacks, shuffle=False, verbose=progress_display())
         wall = time.perf_counter() - started
         stop_on_nan.raise_if_stopped()
         keep_best.restore()
@@ -105,8 +110,11 @@ def main(argv) -> None:
     warning = collapse_warning(keep_best.best, baseline)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    best_epoch = keep_best.best_epoch + 1 if keep_best.best_epoch is not None else None
+    print(f"train: best validation Dice {keep_best.best:.3f} (epoch {best_epoch} of {epochs_run}) in {wall:.0f} s "
+          f"-> {MODELS}/unet.keras")
     write_json(SUMMARY, {
-        "best_epoch": keep_best.best_epoch + 1 if keep_best.best_epoch is not None else None,
+        "best_epoch": best_epoch,
         "best_val_dice": round(keep_best.best, 6),
         "val_dice_all_foreground": None if baseline is None else round(baseline, 6),
         "epochs_run": epochs_run,
