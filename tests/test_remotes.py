@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -80,12 +81,8 @@ def checksums(root: Path) -> dict[str, str]:
             if path.is_file() and not skipped & set(path.relative_to(root).parts)}
 
 
-@pytest.mark.parametrize("kind", ["local", "ssh"])
-def test_push_then_pull_into_a_fresh_clone_loses_nothing_and_reproduces(kind, reproduced_project,
-                                                                           tmp_path, request):
-    project = copy_project(reproduced_project, tmp_path)
-    bring_own_data(project)
-    storage = tmp_path / "storage"
+def add_remote(project: DvcProject, kind: str, storage: Path, request) -> Path | None:
+    """A default remote of this kind, committed; returns the SSH client key (None for a folder)."""
     if kind == "local":
         url, keyfile = str(storage), None
     else:
@@ -95,12 +92,26 @@ def test_push_then_pull_into_a_fresh_clone_loses_nothing_and_reproduces(kind, re
     project.commit("remote")
     if keyfile:  # machine-specific, so in .dvc/config.local, not in git
         project.dvc("remote", "modify", "--local", "storage", "keyfile", str(keyfile))
-    project.dvc("push")
+    return keyfile
 
-    clone = DvcProject(tmp_path / "clone")
+
+def git_clone(project: DvcProject, root: Path, keyfile: Path | None) -> DvcProject:
+    clone = DvcProject(root)
     subprocess.run(["git", "clone", "-q", str(project.root), str(clone.root)], check=True)
     if keyfile:
         clone.dvc("remote", "modify", "--local", "storage", "keyfile", str(keyfile))
+    return clone
+
+
+@pytest.mark.parametrize("kind", ["local", "ssh"])
+def test_push_then_pull_into_a_fresh_clone_loses_nothing_and_reproduces(kind, reproduced_project,
+                                                                           tmp_path, request):
+    project = copy_project(reproduced_project, tmp_path)
+    bring_own_data(project)
+    keyfile = add_remote(project, kind, tmp_path / "storage", request)
+    project.dvc("push")
+
+    clone = git_clone(project, tmp_path / "clone", keyfile)
     clone.dvc("pull")
 
     assert checksums(clone.root) == checksums(project.root)
@@ -111,12 +122,48 @@ def test_push_then_pull_into_a_fresh_clone_loses_nothing_and_reproduces(kind, re
     assert_same_results(clone, project)
 
 
+@pytest.mark.parametrize("kind", ["local", "ssh"])
+def test_a_fresh_clone_gets_a_teammates_training_from_the_pushed_run_cache(kind, reproduced_project, tmp_path,
+                                                                           request):
+    """The README's claim: after `dvc push --run-cache`, params that a teammate already ran come back
+    from the remote in a fresh clone (`dvc pull --run-cache`, `dvc repro --pull`) without training."""
+    project = copy_project(reproduced_project, tmp_path)
+    keyfile = add_remote(project, kind, tmp_path / "storage", request)
+    project.dvc("push")  # the committed run
+    project.set_params({"train": {"epochs": 3}})  # run here only, never committed
+    assert "train" in project.repro()
+    trained = project.lock()["stages"]["train"]["outs"]
+    project.dvc("push", "--run-cache")
+
+    clone = git_clone(project, tmp_path / "clone", keyfile)
+    clone.dvc("pull", "--run-cache")
+    clone.set_params({"train": {"epochs": 3}})
+    output = clone.dvc("repro", "--pull").stdout  # --pull: fetch the outputs a run-cache entry names
+    assert "Running stage 'train'" not in output, "the clone trained again"
+    assert "Stage 'train' is cached - skipping run, checking out outputs" in output
+    assert clone.lock()["stages"]["train"]["outs"] == trained
+
+
+def test_a_colleague_gets_the_model_artifact_without_the_pipeline(reproduced_project, tmp_path):
+    project = copy_project(reproduced_project, tmp_path)
+    add_remote(project, "local", tmp_path / "storage", None)
+    project.dvc("push")
+    project.git("tag", "-a", "unet@v1.0.0", "-m", "the first model")  # a version, as `gto register` makes it
+    colleague = tmp_path / "colleague"  # outside any git or DVC repository
+    colleague.mkdir()
+    result = subprocess.run([sys.executable, "-m", "dvc", "artifacts", "get", str(project.root), "unet", "-o", "model"],
+                            cwd=colleague, env=project.env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert checksums(colleague / "model") == checksums(project.root / "models")
+    assert sorted(checksums(colleague / "model")) == ["preprocessing.json", "unet.keras"]
+
+
 TIMING = {"wall_time_s", "patches_per_s"}  # the train summary's speed figures are the one thing that varies
 
 
 def assert_same_results(rerun: DvcProject, original: DvcProject) -> None:
     """Every output byte-identical, but for the timing figures of reports/train.json (and its hash)."""
-    varying = {"reports/train.json", "dvc.lock"}
+    varying = {"reports/train.json", "dvc.lock"}  # and its hash wherever dvc.lock records it
     expected = {path: digest for path, digest in checksums(original.root).items() if path not in varying}
     assert {path: digest for path, digest in checksums(rerun.root).items() if path not in varying} == expected
 
@@ -126,7 +173,9 @@ def assert_same_results(rerun: DvcProject, original: DvcProject) -> None:
 
     def lock(project):
         stages = project.lock()["stages"]
-        stages["train"]["outs"] = [out for out in stages["train"]["outs"] if out["path"] != "reports/train.json"]
+        for stage in stages.values():
+            for kind in ("deps", "outs"):
+                stage[kind] = [entry for entry in stage.get(kind, []) if entry["path"] != "reports/train.json"]
         return stages
 
     assert summary(rerun) == summary(original)
