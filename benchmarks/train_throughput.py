@@ -26,11 +26,11 @@ import tensorflow as tf  # noqa: E402
 from common import REPO, run_measured, scratch_project, stage, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
-from stages.train import as_dataset, compiled_unet  # noqa: E402
 from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
 from unetseg.params import load_params  # noqa: E402
 from unetseg.shards import iter_shards  # noqa: E402
-from unetseg.training import ShardBatches  # noqa: E402
+from unetseg.tf_training import as_dataset  # noqa: E402
+from unetseg.training import ShardBatches, compiled_unet  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
 

@@ -1,11 +1,15 @@
 """Stage train: fit the U-Net on the augmented train shards, keep the best model by validation Dice.
 
-Network width and depth, batch size, loss, epochs and steps come from the plan (data/plan/train.json)."""
+Network width and depth, batch size, loss, epochs and steps come from the plan (data/plan/train.json).
+Several GPUs, or several workers (TF_CONFIG), share each batch (unetseg/tf_training.py); only the
+chief writes the outputs."""
 
 import os
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 from unetseg.backend import start_keras
 
@@ -15,35 +19,13 @@ from dvclive import Live  # noqa: E402
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json  # noqa: E402
 from unetseg.instances import output_classes, resolve_target  # noqa: E402
-from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
 from unetseg.shards import read_manifest  # noqa: E402
+from unetseg.tf_training import as_dataset, choose_strategy, is_chief, make_strategy, set_determinism  # noqa: E402
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
-                              collapse_warning, learning_rate_schedule, save_model)
-from unetseg.unet import build_unet  # noqa: E402
+                              collapse_warning, compiled_unet, save_model)
 
 TRAIN, VAL, PREPARED = "data/augmented", "data/patches/val", "data/prepared/manifest.json"
 MODELS, LIVE, SUMMARY = "models", "reports/live", "reports/train.json"
-
-
-def choose_strategy(num_gpus: int, tf_config: str | None) -> str:
-    """TensorFlow's own distribution engine: several workers, several GPUs, or one device."""
-    if tf_config:
-        return "multi_worker_mirrored"
-    return "mirrored" if num_gpus > 1 else "default"
-
-
-def make_strategy(name: str):
-    return {"multi_worker_mirrored": tf.distribute.MultiWorkerMirroredStrategy,
-            "mirrored": tf.distribute.MirroredStrategy,
-            "default": tf.distribute.get_strategy}[name]()
-
-
-def as_dataset(batches: ShardBatches) -> tf.data.Dataset:
-    size, channels = batches.patch_size, batches.channels
-    signature = (tf.TensorSpec((None, size, size, channels), tf.float32),
-                 tf.TensorSpec((None, size, size, 1), tf.float32))
-    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature)
-    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
 def progress_display() -> int:
@@ -51,30 +33,19 @@ def progress_display() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def compiled_unet(params, plan: dict, channels: int, classes: int) -> keras.Model:
-    keras.mixed_precision.set_global_policy(params.train.precision)
-    m, t = params.model, params.train
-    model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
-                       m.dropout, m.upsampling)
-    loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth)
-    metrics = [OverlapMetric("dice", classes), OverlapMetric("iou", classes)]
-    total_steps = plan["train.epochs"] * plan["train.steps_per_epoch"]
-    schedule = learning_rate_schedule(t.lr_schedule, t.learning_rate, total_steps, t.warmup_fraction)
-    model.compile(keras.optimizers.Adam(schedule), loss, metrics=metrics, jit_compile=t.jit_compile)
-    return model
-
-
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     t, plan, prepared = params.train, read_plan("train"), read_json(PREPARED)
     target = resolve_target(params.data.target, prepared["num_classes"], prepared["mask_type"])
     keras.utils.set_random_seed(params.base.seed)
-    tf.config.experimental.enable_op_determinism()
+    set_determinism(t.deterministic)
 
     gpus = tf.config.list_physical_devices("GPU")
-    strategy_name = choose_strategy(len(gpus), os.environ.get("TF_CONFIG"))
+    tf_config = os.environ.get("TF_CONFIG")
+    strategy_name, chief = choose_strategy(len(gpus), tf_config), is_chief(tf_config)
     devices = [d.name for d in gpus] or ["CPU"]
-    print(f"train: devices {', '.join(devices)}; strategy {strategy_name}; precision {t.precision}")
+    print(f"train: devices {', '.join(devices)}; strategy {strategy_name}; precision {t.precision}"
+          + ("" if chief else "; a worker, not the chief: its outputs are discarded"))
 
     batch = plan["train.batch_size"]
     train = ShardBatches(TRAIN, batch, params.base.seed, shuffle=True, flips=t.random_flips,
@@ -85,8 +56,11 @@ def main(argv) -> None:
 
     keep_best, stop_on_nan = KeepBest("val_dice"), StopOnNonFinite()
     with ExitStack() as stack:
-        live_dir = stack.enter_context(atomic_dir(LIVE))
-        models_dir = stack.enter_context(atomic_dir(MODELS))
+        if chief:
+            live_dir = stack.enter_context(atomic_dir(LIVE))
+            models_dir = stack.enter_context(atomic_dir(MODELS))
+        else:  # every worker saves (Keras may sync while saving), into a folder that then vanishes
+            live_dir = models_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unetseg-worker-")))
         live = stack.enter_context(Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None))
         callbacks = [
             stop_on_nan, keep_best, LiveLogger(live),
@@ -104,7 +78,12 @@ def main(argv) -> None:
         save_model(model, models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
         write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target})
-    epochs_run = len(history.history["loss"])
+    if chief:
+        write_summary(model, keep_best, len(history.history["loss"]), wall, len(train) * batch, devices, target)
+
+
+def write_summary(model, keep_best: KeepBest, epochs_run: int, wall: float, patches_per_epoch: int,
+                  devices: list[str], target: str) -> None:
     baseline = (all_foreground_dice(read_manifest(VAL)["foreground_fraction"])
                 if target == "binary" else None)
     warning = collapse_warning(keep_best.best, baseline)
@@ -119,7 +98,7 @@ def main(argv) -> None:
         "val_dice_all_foreground": None if baseline is None else round(baseline, 6),
         "epochs_run": epochs_run,
         "wall_time_s": round(wall, 1),
-        "patches_per_s": round(len(train) * batch * epochs_run / wall, 1),
+        "patches_per_s": round(patches_per_epoch * epochs_run / wall, 1),
         "device": ", ".join(devices),
         "parameters": model.count_params(),
     })

@@ -74,6 +74,7 @@ MODULE_READERS = {
     "unetseg/unet.py": {"train"},
     "unetseg/losses.py": {"train"},
     "unetseg/training.py": {"train"},
+    "unetseg/tf_training.py": {"train"},
     "stages/predict.py": {"predict"},
     "unetseg/inference.py": {"predict"},
     "unetseg/modelfile.py": {"predict"},

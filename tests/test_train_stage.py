@@ -159,13 +159,17 @@ def test_random_flips_move_image_and_mask_together():
     assert not np.array_equal(flipped, images)
 
 
-def test_strategy_follows_the_devices():
-    from stages.train import choose_strategy
+def test_strategy_follows_the_devices_and_only_the_chief_writes():
+    from unetseg.tf_training import choose_strategy, is_chief
 
     assert choose_strategy(0, None) == "default"
     assert choose_strategy(1, None) == "default"
     assert choose_strategy(4, None) == "mirrored"
     assert choose_strategy(2, '{"cluster": {}}') == "multi_worker_mirrored"
+    workers = '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": %d}}'
+    assert is_chief(None) and is_chief(workers % 0) and not is_chief(workers % 1)
+    with_chief = '{"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "%s", "index": 0}}'
+    assert is_chief(with_chief % "chief") and not is_chief(with_chief % "worker")
 
 
 def test_the_loss_is_a_param(tiny_run, tiny_copy):

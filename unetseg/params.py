@@ -168,6 +168,7 @@ class Train(Section):
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit_compile: bool = False
+    deterministic: bool = True  # false: TensorFlow may pick faster non-deterministic (GPU) kernels
 
 
 class Predict(Section):

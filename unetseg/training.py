@@ -10,7 +10,9 @@ import keras
 import numpy as np
 
 from unetseg.errors import UserError
+from unetseg.losses import OverlapMetric, SegmentationLoss
 from unetseg.shards import patch_files, patch_sources, read_manifest
+from unetseg.unet import build_unet
 
 
 class ShardBatches:
@@ -78,6 +80,21 @@ class ShardBatches:
         if self.flips:
             images, masks = random_flips(images, masks, rng)
         return np.ascontiguousarray(images), np.ascontiguousarray(masks[..., None], dtype=np.float32)
+
+
+def compiled_unet(params, plan: dict, channels: int, classes: int) -> keras.Model:
+    """The U-Net the params and the plan describe, compiled with its loss, metrics and LR schedule
+    (build it inside the strategy's scope to train on several devices)."""
+    keras.mixed_precision.set_global_policy(params.train.precision)
+    m, t = params.model, params.train
+    model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
+                       m.dropout, m.upsampling)
+    loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth)
+    metrics = [OverlapMetric("dice", classes), OverlapMetric("iou", classes)]
+    total_steps = plan["train.epochs"] * plan["train.steps_per_epoch"]
+    schedule = learning_rate_schedule(t.lr_schedule, t.learning_rate, total_steps, t.warmup_fraction)
+    model.compile(keras.optimizers.Adam(schedule), loss, metrics=metrics, jit_compile=t.jit_compile)
+    return model
 
 
 def image_balanced_weights(sources: np.ndarray) -> np.ndarray:
