@@ -55,3 +55,43 @@ def test_fit_save_reload_and_tiling_run_on_jax(tiny_run, tmp_path):
     for kind in ("dice", "bce", "bce_dice"):
         assert results[kind]["loss"] == results[kind]["loss"] and 0 <= results[kind]["dice"] <= 1
     assert results["prediction_shape"] == [45, 50, 1] and results["same_after_reload"]
+
+
+PREDICT = r"""
+import sys
+from pathlib import Path
+import numpy as np
+from unetseg.inference import keras, load_model, predict_probabilities
+from unetseg.modelfile import read_preprocessing
+from unetseg.normalize import normalize
+from unetseg.params import parse_params
+from unetseg.imageio import read_image
+
+model_path, image_path, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+params = parse_params({"predict": {"tile_size": 32, "batch_size": 4}})
+preprocessing = read_preprocessing(model_path)
+image = normalize(read_image(image_path, preprocessing["channels"]), preprocessing["normalization"])
+np.save(out, predict_probabilities(load_model(model_path), image, params, image_path))
+print(keras.backend.backend())
+"""
+
+
+def test_a_model_trained_on_tensorflow_predicts_the_same_on_jax(tiny_run, tmp_path):
+    """Train on one backend, serve on the other: the predict code path (overlap tiles, flips) gives
+    the same probabilities within 1e-4, and the same masks but where p is that close to the threshold."""
+    image = sorted((tiny_run / "data/synthetic/images").glob("*.png"))[0]
+    outputs = {}
+    for backend in ("tensorflow", "jax"):
+        env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+        outputs[backend] = tmp_path / f"{backend}.npy"
+        result = subprocess.run([sys.executable, "-c", PREDICT, str(tiny_run / "models/unet.keras"), str(image),
+                                 str(outputs[backend])], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.strip().splitlines()[-1] == backend
+    import numpy as np
+
+    tf_p, jax_p = np.load(outputs["tensorflow"]), np.load(outputs["jax"])
+    assert tf_p.shape == jax_p.shape and np.abs(tf_p - jax_p).max() < 1e-4
+    foreground = 1 - tf_p[..., 0]  # the boundary target: p(foreground) = 1 - p(background)
+    disagree = (foreground >= 0.5) != (1 - jax_p[..., 0] >= 0.5)
+    assert not np.any(disagree & (np.abs(foreground - 0.5) > 1e-4))
