@@ -48,7 +48,7 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert [float(r["iou_threshold"]) for r in by_tau] == pytest.approx([0.5 + 0.05 * i for i in range(10)])
     assert float(by_tau[0]["ap"]) == pytest.approx(objects["ap_50"], abs=1e-6)
     chosen = json.loads((tiny_run / "data/predictions/postprocess.json").read_text())  # on the validation images
-    assert objects["seed_threshold"] == chosen["predict.seed_threshold"] and len(chosen["validation_ap_50"]) == 60
+    assert objects["seed_threshold"] == chosen["predict.seed_threshold"] and len(chosen["validation_ap_50"]) == 13 * 9
     assert objects["min_object_size"] == chosen["predict.min_object_size"]
     overlays = sorted(p.name for p in (tiny_run / "reports/overlays").iterdir())
     assert overlays == ["best1.png", "worst1.png"]  # the same names every run: `dvc plots diff` pairs them

@@ -21,8 +21,10 @@ from skimage.segmentation import watershed
 
 INTERIOR, BOUNDARY = 1, 2
 TAUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, ..., 0.95
-SEED_THRESHOLDS = TAUS  # the candidates of predict.seed_threshold auto: the same grid
-MIN_SIZES = (0, 5, 10, 20, 40, 80)  # the candidates of predict.min_object_size auto, pixels
+# The candidates of predict.seed_threshold and min_object_size auto. Both grids reach past where
+# choices landed (DSB2018 chose seeds 0.95, the synthetic set objects >= 80 px, each the grid's end).
+SEED_THRESHOLDS = (*TAUS, 0.97, 0.98, 0.99)
+MIN_SIZES = (0, 5, 10, 20, 40, 80, 120, 160, 240)  # pixels
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 MAJORITY = 0.5  # a piece "belongs" to an object when more than this share of its pixels lie in it
 
