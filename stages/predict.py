@@ -11,10 +11,10 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json
-from unetseg.inference import AUTO_DEFAULTS, keras, load_model, predict_probabilities, write_prediction
+from unetseg.inference import keras, load_model, predict_probabilities, resolved_auto, write_prediction
 from unetseg.instances import MIN_SIZES, SEED_THRESHOLDS, best_postprocessing, postprocessing_scores
-from unetseg.modelfile import read_preprocessing, model_target
-from unetseg.params import Params, Predict, with_predict
+from unetseg.modelfile import model_target, read_preprocessing
+from unetseg.params import Params, with_predict
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
 POSTPROCESS = "postprocess.json"  # what predict chose on the validation images
@@ -33,12 +33,6 @@ def main(argv) -> None:
             write_prediction(out, stem, predict_probabilities(model, np.load(path), params, path), params, target)
         write_json(out / POSTPROCESS, choice)
     print(f"predict: {len(splits['test'])} test images -> {OUT}/ (mask, probabilities and objects of each)")
-
-
-def resolved_auto(cfg: Predict, choice: dict) -> dict:
-    """Values for the post-processing knobs left auto: the choice made on validation images, else the defaults."""
-    return {key: choice.get(f"predict.{key}", default) for key, default in AUTO_DEFAULTS.items()
-            if getattr(cfg, key) == "auto"}
 
 
 def choose_postprocessing(model: keras.Model, val: list[str], params: Params) -> dict:

@@ -16,13 +16,19 @@ from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
 from unetseg.instances import labels_from_boundary, labels_from_mask  # noqa: E402
 from unetseg.modelfile import model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
-from unetseg.params import Params, with_predict  # noqa: E402
+from unetseg.params import Params, Predict, with_predict  # noqa: E402
 from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
 
 OUTPUT_SUFFIXES = (".png", "_prob.png", "_prob.npy", "_instances.png")  # what write_prediction may write
 DEFAULT_TILE = 256
 AUTO_DEFAULTS = {"seed_threshold": 0.5, "min_object_size": 0}  # post-processing left auto, nothing chosen
+
+
+def resolved_auto(cfg: Predict, choice: dict) -> dict:
+    """Values for the post-processing knobs left auto: the choice made on validation images, else the defaults."""
+    return {key: choice.get(f"predict.{key}", default) for key, default in AUTO_DEFAULTS.items()
+            if getattr(cfg, key) == "auto"}
 
 
 def load_model(path) -> keras.Model:
@@ -130,14 +136,11 @@ def predict_files(files: list[Path], output: Path, model_path: Path, params: Par
     was; checked before anything is written. A tile size left auto is 256 (or the nearest size the
     model takes), post-processing left auto the defaults: new images have no plan and no truth."""
     check_outputs(files, output)
-    read_config(model_path)
-    preprocessing = read_preprocessing(model_path)
-    model = load_model(model_path)
+    model, preprocessing = load_model(model_path), read_preprocessing(model_path)
     if params.predict.tile_size == "auto":
         step = tile_multiple(model)
         params = with_predict(params, {"tile_size": max(step, DEFAULT_TILE // step * step)})
-    params = with_predict(params, {key: value for key, value in AUTO_DEFAULTS.items()
-                                   if getattr(params.predict, key) == "auto"})
+    params = with_predict(params, resolved_auto(params.predict, {}))
     output.mkdir(parents=True, exist_ok=True)
     written = []
     for path in progress(files):

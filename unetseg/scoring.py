@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from unetseg.dataset import is_binary, list_images
+from unetseg.dataset import instance_labels, list_images
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask
-from unetseg.instances import evaluate_instances, headline, labels_from_mask, summarize_instances
+from unetseg.instances import evaluate_instances, headline, summarize_instances
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, summarize
 
 PREDICTION_EXTRAS = ("_prob", "_instances")  # what `unetseg predict` writes beside each mask
@@ -35,7 +35,7 @@ def score_folders(predictions, truths, num_classes: int = 1, progress=iter) -> d
                                      class_ids(predicted, num_classes, predicted_path), num_classes))
         row = {"image": stem, **{name: plain(foreground_score(pixels[-1], name, num_classes)) for name in SCORES}}
         if num_classes == 1:
-            objects.append(evaluate_instances(as_objects(truth), predicted_objects(predicted, predicted_path)))
+            objects.append(evaluate_instances(instance_labels(truth), predicted_objects(predicted, predicted_path)))
             row.update(objects_true=objects[-1]["objects_true"], objects_predicted=objects[-1]["objects_predicted"])
         rows.append(row)
     scores = {key: value for key, value in summarize(pixels, num_classes).items() if key in SCORES}
@@ -69,15 +69,10 @@ def class_ids(mask: np.ndarray, num_classes: int, path) -> np.ndarray:
     return mask.astype(np.uint8)
 
 
-def as_objects(mask: np.ndarray) -> np.ndarray:
-    """Object ids: the mask's own, or the connected components of a binary mask."""
-    return labels_from_mask(mask > 0) if is_binary(np.unique(mask)) else mask
-
-
 def predicted_objects(mask: np.ndarray, path: Path) -> np.ndarray:
     instances = path.with_name(f"{path.stem}_instances.png")
     if not instances.is_file():
-        return as_objects(mask)
+        return instance_labels(mask)
     objects = read_mask(instances)
     if objects.shape != mask.shape:
         raise UserError(f"{instances}: its size differs from the mask {path}; predict the image again")
