@@ -1,0 +1,36 @@
+"""The GPU benchmark cannot rot while no GPU is at hand: its tiny configuration runs here on CPU,
+every variant on every backend."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stage_runner import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from gpu_train import PRECISIONS, peak_tflops  # noqa: E402
+
+
+def test_peak_flops_are_looked_up_by_device_name():
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "mixed_bfloat16") == 989.4
+    assert peak_tflops("NVIDIA H100 PCIe", "float32") == 378.0
+    assert peak_tflops("NVIDIA A100-SXM4-40GB", "mixed_float16") == 312.0
+    assert peak_tflops("NVIDIA L40S", "float32") == 183.0
+    assert peak_tflops("CPU", "float32") is None
+
+
+@pytest.mark.e2e
+def test_gpu_benchmark_runs_every_variant_in_its_tiny_configuration(tmp_path):
+    output = tmp_path / "gpu_train.json"
+    result = subprocess.run([sys.executable, "benchmarks/gpu_train.py", "--tiny", "--output", str(output)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())
+    for backend in ("tensorflow", "jax"):
+        run = results["backends"][backend]
+        assert run["device"] == "CPU", run
+        assert sorted(run["variants"]) == sorted(f"{p}, XLA {x}" for p in PRECISIONS for x in ("off", "on"))
+        for name, variant in run["variants"].items():
+            assert variant["patches_per_s"] > 0 and variant["mfu"] is None, (backend, name, variant)
