@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
 from unetseg.params import load_params  # noqa: E402
 from unetseg.shards import iter_shards  # noqa: E402
-from unetseg.tf_training import as_dataset  # noqa: E402
+from unetseg.tf_training import as_dataset, cpu_flags, resolve_precision  # noqa: E402
 from unetseg.training import ShardBatches, compiled_unet  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
@@ -91,7 +91,8 @@ def main() -> None:
 
         reference = seed_style_model(params, x.shape[-1])
         plan = json.loads((root / "data/plan/train.json").read_text())
-        model = compiled_unet(params, plan, x.shape[-1])
+        precision = resolve_precision(params.train.precision, len(tf.config.list_physical_devices("GPU")), cpu_flags())
+        model = compiled_unet(params, plan, x.shape[-1], 1, precision)
         in_memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(2)
         batches = ShardBatches(root / "data/augmented", batch, seed, shuffle=True, flips=params.train.random_flips,
                                steps_per_epoch=-(-count // batch))  # the same patches as (a) and (b)
@@ -103,10 +104,10 @@ def main() -> None:
         }, count, args.rounds)
         a, b, c = speed["a"], speed["b"], speed["c"]
 
-    write_results(f"train_throughput_base{params.model.base_filters}_p{params.extract.patch_size}_{params.train.precision}", {
+    write_results(f"train_throughput_base{params.model.base_filters}_p{params.extract.patch_size}_{precision}", {
         "config": {"depth": params.model.depth, "base_filters": params.model.base_filters,
                    "patch_size": params.extract.patch_size, "batch_size": batch, "patches_timed": count,
-                   "stage_precision": params.train.precision, "stage_jit_compile": params.train.jit_compile},
+                   "stage_precision": precision, "stage_jit_compile": params.train.jit_compile},
         "patches_per_s": {"a_seed_style_fit_numpy": round(a, 1), "b_stage_step_in_memory": round(b, 1),
                           "c_stage_real_pipeline": round(c, 1)},
         "ratios": {"b_over_a": round(b / a, 3), "c_over_b": round(c / b, 3)},

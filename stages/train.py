@@ -20,9 +20,10 @@ from dvclive import Live  # noqa: E402
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json  # noqa: E402
 from unetseg.instances import output_classes, resolve_target  # noqa: E402
 from unetseg.shards import read_manifest  # noqa: E402
-from unetseg.tf_training import as_dataset, choose_strategy, is_chief, make_strategy, set_determinism  # noqa: E402
+from unetseg.tf_training import (as_dataset, choose_strategy, cpu_flags, fit_ready, is_chief,  # noqa: E402
+                                 make_strategy, resolve_precision, set_determinism)
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
-                              collapse_warning, compiled_unet, save_model)
+                              collapse_warning, compiled_unet, computing_in_float32, save_model)
 
 TRAIN, VAL, PREPARED = "data/augmented", "data/patches/val", "data/prepared/manifest.json"
 MODELS, LIVE, SUMMARY = "models", "reports/live", "reports/train.json"
@@ -44,15 +45,19 @@ def main(argv) -> None:
     tf_config = os.environ.get("TF_CONFIG")
     strategy_name, chief = choose_strategy(len(gpus), tf_config), is_chief(tf_config)
     devices = [d.name for d in gpus] or ["CPU"]
-    print(f"train: devices {', '.join(devices)}; strategy {strategy_name}; precision {t.precision}"
+    precision = resolve_precision(t.precision, len(gpus), cpu_flags())
+    print(f"train: devices {', '.join(devices)}; strategy {strategy_name}; precision {precision}"
+          + (" (auto)" if t.precision == "auto" else "")
           + ("" if chief else "; a worker, not the chief: its outputs are discarded"))
 
     batch = plan["train.batch_size"]
     train = ShardBatches(TRAIN, batch, params.base.seed, shuffle=True, flips=t.random_flips,
                          steps_per_epoch=plan["train.steps_per_epoch"], per_image=t.sampling == "image")
     val = ShardBatches(VAL, batch, params.base.seed, shuffle=False)
-    with make_strategy(strategy_name).scope():
-        model = compiled_unet(params, plan, train.channels, output_classes(target, prepared["num_classes"]))
+    strategy = make_strategy(strategy_name)
+    with strategy.scope():
+        model = compiled_unet(params, plan, train.channels, output_classes(target, prepared["num_classes"]), precision)
+    fit_ready(model, strategy_name)
 
     keep_best, stop_on_nan = KeepBest("val_dice"), StopOnNonFinite()
     with ExitStack() as stack:
@@ -70,20 +75,23 @@ def main(argv) -> None:
             callbacks.append(keras.callbacks.ReduceLROnPlateau("val_dice", mode="max", factor=t.reduce_lr_factor,
                                                                patience=t.reduce_lr_patience, verbose=1))
         started = time.perf_counter()
-        history = model.fit(as_dataset(train), validation_data=as_dataset(val), epochs=plan["train.epochs"],
-                            callbacks=callbacks, shuffle=False, verbose=progress_display())
+        with strategy.scope():
+            history = model.fit(as_dataset(train, endless=True), steps_per_epoch=len(train),
+                                validation_data=as_dataset(val), epochs=plan["train.epochs"],
+                                callbacks=callbacks, shuffle=False, verbose=progress_display())
         wall = time.perf_counter() - started
         stop_on_nan.raise_if_stopped()
         keep_best.restore()
-        save_model(model, models_dir / "unet.keras")
+        save_model(computing_in_float32(model), models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
         write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target})
     if chief:
-        write_summary(model, keep_best, len(history.history["loss"]), wall, len(train) * batch, devices, target)
+        write_summary(model, keep_best, len(history.history["loss"]), wall, len(train) * batch, devices, target,
+                      precision)
 
 
 def write_summary(model, keep_best: KeepBest, epochs_run: int, wall: float, patches_per_epoch: int,
-                  devices: list[str], target: str) -> None:
+                  devices: list[str], target: str, precision: str) -> None:
     baseline = (all_foreground_dice(read_manifest(VAL)["foreground_fraction"])
                 if target == "binary" else None)
     warning = collapse_warning(keep_best.best, baseline)
@@ -100,6 +108,7 @@ def write_summary(model, keep_best: KeepBest, epochs_run: int, wall: float, patc
         "wall_time_s": round(wall, 1),
         "patches_per_s": round(patches_per_epoch * epochs_run / wall, 1),
         "device": ", ".join(devices),
+        "precision": precision,
         "parameters": model.count_params(),
     })
 

@@ -35,7 +35,7 @@ def fit(strategy):
     with strategy.scope():
         model = compiled_unet(params, plan, 1, 1)
     batches = ShardBatches(shards, 8, seed=0, shuffle=True, flips=True, steps_per_epoch=3)
-    history = model.fit(as_dataset(batches), epochs=2, verbose=0)
+    history = model.fit(as_dataset(batches, endless=True), steps_per_epoch=3, epochs=2, verbose=0)
     return model, history.history["loss"]
 
 single, single_loss = fit(make_strategy("default"))
@@ -70,9 +70,6 @@ def test_mirrored_over_two_devices_trains_saves_and_reloads(mirrored_run):
     assert all(np.isfinite(mirrored_run["mirrored_loss"])) and mirrored_run["reloaded_same"]
 
 
-@pytest.mark.xfail(strict=True, reason="Keras 3.15 on TensorFlow: under MirroredStrategy the reported loss is the "
-                                       "sum over replicas (2x) and the first Adam step differs from one device's "
-                                       "on the same global batch (issue 13, open)")
 def test_mirrored_over_two_devices_matches_one_device_on_the_same_global_batch(mirrored_run):
     # The same global batches, split 4 + 4, with the gradients averaged, should be the same training
     # (the cross-entropy loss is a mean over pixels, so it adds up across replicas exactly).
@@ -90,8 +87,6 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-@pytest.mark.xfail(strict=True, reason="Keras 3.15 on TensorFlow 2.21: model.fit under MultiWorkerMirroredStrategy "
-                                       "fails converting a PerReplica value to a tensor (issue 13, open)")
 def test_two_workers_train_together_and_only_the_chief_writes(tiny_run, tiny_copy):
     params = {**TINY, "model": {**TINY["model"], "batchnorm": False}}
     write_params(tiny_copy, params)

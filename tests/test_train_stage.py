@@ -11,8 +11,7 @@ import yaml  # noqa: E402
 
 from stage_runner import error_line, run_stage, write_params  # noqa: E402
 from unetseg.shards import ShardWriter, read_manifest  # noqa: E402
-from unetseg.training import (ShardBatches, image_balanced_weights, learning_rate_schedule,  # noqa: E402
-                              random_flips, save_model)
+from unetseg.training import ShardBatches, image_balanced_weights, learning_rate_schedule, save_model  # noqa: E402
 
 
 def test_train_writes_model_summary_and_dvclive_logs(tiny_run):
@@ -150,13 +149,32 @@ def test_learning_rate_warms_up_then_decays_over_the_planned_steps():
     assert learning_rate_schedule("plateau", 1e-3, 100, 0.1) == 1e-3
 
 
-def test_random_flips_move_image_and_mask_together():
+def test_random_flips_move_image_and_mask_together(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.random((16, 6, 6, 1)).astype(np.float32)
     masks = (images[..., 0] > 0.5).astype(np.uint8)
-    flipped, flipped_masks = random_flips(images, masks, rng)
-    assert np.array_equal((flipped[..., 0] > 0.5).astype(np.uint8), flipped_masks)
-    assert not np.array_equal(flipped, images)
+    writer = ShardWriter(tmp_path, patch_size=6, channels=1, shard_size=5)
+    writer.add(images, masks, 0)
+    writer.close()
+    flipped, flipped_masks = next(iter(ShardBatches(tmp_path, batch_size=16, seed=0, shuffle=False, flips=True)))
+    assert np.array_equal((flipped > 0.5).astype(np.float32), flipped_masks)
+    variants = [{patch[::rows, ::columns].tobytes() for rows in (1, -1) for columns in (1, -1)} for patch in images]
+    assert all(patch.tobytes() in variants[i] for i, patch in enumerate(flipped))
+    assert 0 < sum(not np.array_equal(a, b) for a, b in zip(flipped, images)) < 16
+
+
+def test_any_batch_can_be_read_directly_and_again(tmp_path):
+    """What parallel readers and a restarted reader rely on: batch(step) is batch `step` of the
+    stream, however often and in whatever order it is asked for."""
+    writer = ShardWriter(tmp_path, patch_size=2, channels=1, shard_size=4)
+    writer.add(np.arange(10, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32),
+               np.zeros((10, 2, 2), np.uint8), 0)
+    writer.close()
+    batches = ShardBatches(tmp_path, batch_size=4, seed=2, flips=True)
+    streamed = [images for _ in range(3) for images, _ in batches]
+    direct = ShardBatches(tmp_path, batch_size=4, seed=2, flips=True)
+    for step in (7, 0, 3, 8, 1, 7):
+        assert np.array_equal(direct.batch(step)[0], streamed[step]), step
 
 
 def test_strategy_follows_the_devices_and_only_the_chief_writes():
@@ -172,6 +190,41 @@ def test_strategy_follows_the_devices_and_only_the_chief_writes():
     assert is_chief(with_chief % "chief") and not is_chief(with_chief % "worker")
 
 
+def test_auto_precision_is_bfloat16_only_on_a_cpu_with_native_bfloat16():
+    from unetseg.tf_training import cpu_flags, resolve_precision
+
+    assert resolve_precision("auto", 0, {"avx2", "avx512f", "avx512_bf16"}) == "mixed_bfloat16"
+    assert resolve_precision("auto", 0, {"amx_bf16"}) == "mixed_bfloat16"
+    assert resolve_precision("auto", 0, {"avx2", "avx512f"}) == "float32"
+    assert resolve_precision("auto", 1, {"avx512_bf16"}) == "float32"
+    assert resolve_precision("float32", 0, {"avx512_bf16"}) == "float32"
+    assert resolve_precision("mixed_float16", 2, set()) == "mixed_float16"
+    assert isinstance(cpu_flags(), set)
+
+
+def test_a_model_trained_in_mixed_precision_is_saved_to_compute_in_float32(tmp_path):
+    import json
+    import zipfile
+
+    from unetseg.backend import start_keras
+
+    keras = start_keras()
+    from unetseg.training import computing_in_float32
+    from unetseg.unet import build_unet
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_unet(1, 1, depth=2, base_filters=4)
+    image = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
+    in_bfloat16 = keras.ops.convert_to_numpy(model(image))
+    save_model(computing_in_float32(model), tmp_path / "m.keras")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    config = json.loads(zipfile.ZipFile(tmp_path / "m.keras").read("config.json"))
+    assert all("bfloat16" not in json.dumps(layer["config"].get("dtype")) for layer in config["config"]["layers"])
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}
+    assert np.abs(keras.ops.convert_to_numpy(loaded(image)) - in_bfloat16).max() < 0.01
+
+
 def test_the_loss_is_a_param(tiny_run, tiny_copy):
     params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
     params["train"]["loss"] = "dice"  # planned: bce_dice
@@ -185,3 +238,23 @@ def test_the_loss_is_a_param(tiny_run, tiny_copy):
 def first_train_loss(run) -> float:
     rows = (run / "reports/live/plots/metrics/train/loss.tsv").read_text().splitlines()
     return float(rows[1].split("\t")[-1])
+
+
+def test_tf_data_readers_serve_the_stream_in_order_and_epochs_restart(tmp_path):
+    from unetseg.backend import start_keras
+
+    start_keras()
+    from unetseg.tf_training import as_dataset
+
+    writer = ShardWriter(tmp_path, patch_size=2, channels=1, shard_size=4)
+    writer.add(np.arange(10, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32),
+               np.zeros((10, 2, 2), np.uint8), 0)
+    writer.close()
+    expected = [ShardBatches(tmp_path, batch_size=4, seed=2, flips=True).batch(step)[0] for step in range(7)]
+    for readers in (1, 3):
+        stream = as_dataset(ShardBatches(tmp_path, batch_size=4, seed=2, flips=True), endless=True, readers=readers)
+        assert all(np.array_equal(images.numpy(), want) for (images, _), want in zip(stream.take(7), expected))
+    epoch = as_dataset(ShardBatches(tmp_path, batch_size=4, seed=2, flips=True), readers=2)
+    for _ in range(2):  # Keras reads the validation set once per epoch: the same batches each time
+        assert all(np.array_equal(images.numpy(), want) for (images, _), want in zip(epoch, expected[:3]))
+        assert len(list(epoch)) == 3

@@ -44,11 +44,24 @@ class SegmentationLoss(keras.losses.Loss):
         if self.kind in ("dice", "bce_dice"):
             weight = self.dice_weight if self.kind == "bce_dice" else 1.0
             total = total + weight * (1.0 - ops.mean(soft_dice(target, y_pred, self.smooth)))
-        return total
+        return total / replicas_in_sync()
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "num_classes": self.num_classes,
                 "bce_weight": self.bce_weight, "dice_weight": self.dice_weight, "smooth": self.smooth}
+
+
+def replicas_in_sync() -> int:
+    """Replicas that each compute this loss on their slice of the batch (tf.distribute), else 1.
+
+    Keras divides per-sample losses by the replica count, so that the replicas' gradients, which are
+    summed, average out; it leaves a loss that is already a scalar alone. This loss is pooled over
+    the batch, a scalar, so it divides itself (and Keras multiplies the count back when reporting)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def cross_entropy(target, y_pred, num_classes: int):

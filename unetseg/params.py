@@ -166,7 +166,7 @@ class Train(Section):
     early_stopping_patience: int = Field(8, ge=1)
     reduce_lr_patience: int = Field(4, ge=1)
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"  # tf_training.resolve_precision
     jit_compile: bool = False
     deterministic: bool = True  # false: TensorFlow may pick faster non-deterministic (GPU) kernels
 

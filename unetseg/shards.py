@@ -128,11 +128,19 @@ class PatchFile:
     def read(self, indices) -> np.ndarray:
         """The patches at `indices`, stacked in that order."""
         out = np.empty((len(indices), *self.shape[1:]), self.dtype)
-        with open(self.path, "rb") as file:
-            for row, index in enumerate(indices):
-                data = os.pread(file.fileno(), self.patch_bytes, self.offset + int(index) * self.patch_bytes)
-                out[row] = np.frombuffer(data, self.dtype).reshape(self.shape[1:])
+        self.read_into(out, range(len(indices)), indices)
         return out
+
+    def read_into(self, out: np.ndarray, rows, indices, flips=None) -> None:
+        """Copy patch indices[i] into out[rows[i]]; flips[i] = (rows, columns) reverses those axes of
+        the patch in the same copy (a flip then costs no extra pass over the batch)."""
+        with open(self.path, "rb") as file:
+            for i, (row, index) in enumerate(zip(rows, indices)):
+                data = os.pread(file.fileno(), self.patch_bytes, self.offset + int(index) * self.patch_bytes)
+                patch = np.frombuffer(data, self.dtype).reshape(self.shape[1:])
+                if flips is not None:
+                    patch = patch[::-1 if flips[i][0] else 1, ::-1 if flips[i][1] else 1]
+                out[row] = patch
 
 
 def patch_files(directory) -> list[tuple[PatchFile, PatchFile]]:

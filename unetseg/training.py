@@ -1,9 +1,9 @@
 """Backend-portable training pieces: batches streamed from shards, and the callbacks the fit needs."""
 
-import itertools
 import json
 import math
 import re
+import threading
 import zipfile
 
 import keras
@@ -26,6 +26,10 @@ class ShardBatches:
     shard files, wherever they are, so the dataset need not fit in memory. (Shuffling within a
     shard only would fill a batch with patches of the few images that shard came from.) With
     `flips`, each patch is also flipped at random along each axis. Masks come as (N, P, P, 1).
+
+    `batch(step)` gives any batch of the stream directly, so several threads can read batches in
+    parallel, and a reader that restarts (as Keras does after peeking at one batch under a
+    distribution strategy) gets the same batches again.
     """
 
     def __init__(self, directory, batch_size: int, seed: int, shuffle: bool = True, flips: bool = False,
@@ -35,57 +39,70 @@ class ShardBatches:
         manifest = read_manifest(directory)
         self.count, self.patch_size, self.channels = manifest["count"], manifest["patch_size"], manifest["channels"]
         self.weights = image_balanced_weights(patch_sources(manifest)) if per_image else None
-        self.steps_per_epoch = steps_per_epoch or math.ceil(self.count / batch_size)
-        self._stream = None
+        self.batches_per_pass = math.ceil(self.count / batch_size)
+        self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
+        self._files = patch_files(directory)
+        sizes = [len(masks) for _, masks in self._files]
+        self._shard_of = np.repeat(np.arange(len(sizes)), sizes)
+        self._index_in_shard = np.concatenate([np.arange(size) for size in sizes]) if sizes else np.empty(0, int)
+        self._passes, self._lock, self._epochs_served = {}, threading.Lock(), 0
 
     def __len__(self) -> int:
         return self.steps_per_epoch
 
     def __iter__(self):
-        if self._stream is None:
-            self._stream = self._passes()
-        for _ in range(self.steps_per_epoch):
-            yield next(self._stream)
+        """The next epoch's batches."""
+        first = self._epochs_served * self.steps_per_epoch
+        self._epochs_served += 1
+        return (self.batch(step) for step in range(first, first + self.steps_per_epoch))
 
-    def _passes(self):
-        shards = patch_files(self.directory)
-        sizes = [len(masks) for _, masks in shards]
-        shard_of = np.repeat(np.arange(len(shards)), sizes)
-        index_in_shard = np.concatenate([np.arange(size) for size in sizes]) if shards else np.empty(0, int)
-        for number in itertools.count():
-            rng = np.random.default_rng([self.seed, number])
-            order = self._order(rng)
-            for start in range(0, self.count, self.batch_size):
-                picks = order[start:start + self.batch_size]
-                images, masks = self._read(shards, shard_of[picks], index_in_shard[picks])
-                yield self._batch(images, masks, rng)
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch number `step` of the stream: (images, masks) as float32."""
+        number, index = divmod(int(step), self.batches_per_pass)
+        order, draws = self._pass(number)
+        start = index * self.batch_size
+        picks = order[start:start + self.batch_size]
+        flips = None
+        if draws is not None:  # per batch, one draw per patch for rows, then one for columns
+            drawn = draws[2 * start:2 * (start + len(picks))].reshape(2, len(picks))
+            flips = (drawn < 0.5).T
+        return self._read(picks, flips)
+
+    def _pass(self, number: int):
+        """Pass `number`'s order and flip draws, computed once (the two newest passes are kept)."""
+        with self._lock:
+            if number not in self._passes:
+                rng = np.random.default_rng([self.seed, number])
+                order = self._order(rng)
+                draws = rng.random(2 * len(order)) if self.flips else None
+                self._passes = {key: value for key, value in self._passes.items() if key > number - 2}
+                self._passes[number] = order, draws
+            return self._passes[number]
 
     def _order(self, rng) -> np.ndarray:
         if self.weights is not None:
             return rng.choice(self.count, size=self.count, p=self.weights)
         return rng.permutation(self.count) if self.shuffle else np.arange(self.count)
 
-    @staticmethod
-    def _read(shards, shard_of, index_in_shard):
-        """The picked patches in pick order, with one read per patch."""
-        images = np.empty((len(shard_of), *shards[0][0].shape[1:]), np.float32)
-        masks = np.empty((len(shard_of), *shards[0][1].shape[1:]), np.uint8)
+    def _read(self, picks: np.ndarray, flips: np.ndarray | None):
+        """The picked patches in pick order, with one read per patch straight into the batch."""
+        images_file, masks_file = self._files[0]
+        images = np.empty((len(picks), *images_file.shape[1:]), np.float32)
+        masks = np.empty((len(picks), *masks_file.shape[1:]), np.uint8)
+        shard_of, index_in_shard = self._shard_of[picks], self._index_in_shard[picks]
         for shard in np.unique(shard_of):
             rows = np.flatnonzero(shard_of == shard)
-            images[rows] = shards[shard][0].read(index_in_shard[rows])
-            masks[rows] = shards[shard][1].read(index_in_shard[rows])
-        return images, masks
-
-    def _batch(self, images, masks, rng):
-        if self.flips:
-            images, masks = random_flips(images, masks, rng)
-        return np.ascontiguousarray(images), np.ascontiguousarray(masks[..., None], dtype=np.float32)
+            row_flips = None if flips is None else flips[rows]
+            for file, out in zip(self._files[shard], (images, masks)):
+                file.read_into(out, rows, index_in_shard[rows], row_flips)
+        return images, masks[..., None].astype(np.float32)
 
 
-def compiled_unet(params, plan: dict, channels: int, classes: int) -> keras.Model:
-    """The U-Net the params and the plan describe, compiled with its loss, metrics and LR schedule
-    (build it inside the strategy's scope to train on several devices)."""
-    keras.mixed_precision.set_global_policy(params.train.precision)
+def compiled_unet(params, plan: dict, channels: int, classes: int, precision: str = "float32") -> keras.Model:
+    """The U-Net the params and the plan describe, computing in `precision` (a Keras dtype policy),
+    compiled with its loss, metrics and LR schedule (build it inside the strategy's scope to train
+    on several devices)."""
+    keras.mixed_precision.set_global_policy(precision)
     m, t = params.model, params.train
     model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
                        m.dropout, m.upsampling)
@@ -134,33 +151,25 @@ def collapse_warning(best_val_dice: float, baseline: float | None) -> str | None
     return None
 
 
-def random_flips(images, masks, rng):
-    """Flip each patch along each spatial axis with probability 1/2."""
-    images, masks = images.copy(), masks.copy()
-    for axis in (1, 2):
-        chosen = rng.random(len(images)) < 0.5
-        images[chosen] = np.flip(images[chosen], axis)
-        masks[chosen] = np.flip(masks[chosen], axis)
-    return images, masks
-
-
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops training at the first NaN or infinite loss; `raise_if_stopped` turns it into a UserError."""
+    """Stops training after an epoch whose mean loss is NaN or infinite (one NaN batch makes it so);
+    `raise_if_stopped` turns that into a UserError. Checked per epoch, not per batch, so the host
+    never waits on the device for a batch's loss."""
 
     def __init__(self):
         super().__init__()
-        self.bad_batch = None
+        self.bad_epoch = None
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.bad_batch = batch
+            self.bad_epoch = epoch
             self.model.stop_training = True
 
-    def raise_if_stopped(self, epoch_hint: str = "") -> None:
-        if self.bad_batch is not None:
-            raise UserError(f"params.yaml: train.learning_rate: the loss became NaN/infinite at batch "
-                            f"{self.bad_batch}{epoch_hint}; lower train.learning_rate or check the input data")
+    def raise_if_stopped(self) -> None:
+        if self.bad_epoch is not None:
+            raise UserError(f"params.yaml: train.learning_rate: the loss became NaN/infinite in epoch "
+                            f"{self.bad_epoch + 1}; lower train.learning_rate or check the input data")
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -196,6 +205,16 @@ class LiveLogger(keras.callbacks.Callback):
         learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)  # the schedule's, now
         self.live.log_metric("learning_rate", float(learning_rate))
         self.live.next_step()
+
+
+def computing_in_float32(model: keras.Model) -> keras.Model:
+    """The model with every layer set to compute in float32 (the weights are float32 already), so
+    that a model trained in mixed precision is saved to run in float32 wherever it is loaded: on a
+    CPU without native bfloat16 kernels those would be emulated, and slow."""
+    for layer in model.layers:
+        layer.dtype_policy = "float32"
+    keras.mixed_precision.set_global_policy("float32")
+    return model
 
 
 def save_model(model: keras.Model, path) -> None:
