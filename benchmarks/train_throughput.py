@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
 from unetseg.params import load_params  # noqa: E402
 from unetseg.shards import iter_shards  # noqa: E402
-from unetseg.tf_training import as_dataset, cpu_flags, resolve_precision  # noqa: E402
+from unetseg.tf_training import as_dataset, precision_here  # noqa: E402
 from unetseg.training import ShardBatches, compiled_unet  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
@@ -91,7 +91,7 @@ def main() -> None:
 
         reference = seed_style_model(params, x.shape[-1])
         plan = json.loads((root / "data/plan/train.json").read_text())
-        precision = resolve_precision(params.train.precision, len(tf.config.list_physical_devices("GPU")), cpu_flags())
+        precision = precision_here(params.train.precision)
         model = compiled_unet(params, plan, x.shape[-1], 1, precision)
         in_memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(2)
         batches = ShardBatches(root / "data/augmented", batch, seed, shuffle=True, flips=params.train.random_flips,

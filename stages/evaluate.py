@@ -28,7 +28,7 @@ from unetseg.errors import UserError
 from unetseg.imageio import read_mask, write_png
 from unetseg.instances import (evaluate_instances, headline, labels_from_mask, scores_from_matches,
                                split_and_merged_pixels, summarize_instances)
-from unetseg.metrics import SCORES, evaluate_image, foreground_score, summarize
+from unetseg.metrics import SCORES, evaluate_image, foreground_score, shown, summarize
 
 PREPARED, PREDICTIONS = Path("data/prepared"), Path("data/predictions")
 METRICS, PER_IMAGE, THRESHOLDS, OVERLAYS = ("reports/metrics.json", "reports/per_image.csv",
@@ -88,8 +88,8 @@ def main(argv) -> None:
     write_threshold_sweep(sweep)
     write_overlays(results, params.evaluate.overlays, num_classes)
     name, best = best_baseline(baseline_dice)
-    print(f"evaluate: {len(stems)} test images: Dice {_shown(pixels['dice'])}, IoU {_shown(pixels['iou'])} "
-          f"(best trivial baseline: {name} {_shown(best)}) -> {METRICS}")
+    print(f"evaluate: {len(stems)} test images: Dice {shown(pixels['dice'])}, IoU {shown(pixels['iou'])} "
+          f"(best trivial baseline: {name} {shown(best)}) -> {METRICS}")
 
 
 def predicted_labels(stem: str, num_classes: int, shape) -> np.ndarray:
@@ -248,10 +248,6 @@ def _check_shape(path: Path, array: np.ndarray, shape) -> np.ndarray:
         raise UserError(f"{path}: size {array.shape[:2]} differs from the test mask {tuple(shape)}; "
                         "rerun the predict stage (dvc repro predict)")
     return array
-
-
-def _shown(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _fmt(value) -> str:

@@ -20,8 +20,8 @@ from dvclive import Live  # noqa: E402
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json  # noqa: E402
 from unetseg.instances import output_classes, resolve_target  # noqa: E402
 from unetseg.shards import read_manifest  # noqa: E402
-from unetseg.tf_training import (as_dataset, choose_strategy, cpu_flags, fit_ready, is_chief,  # noqa: E402
-                                 make_strategy, resolve_precision, set_determinism)
+from unetseg.tf_training import (as_dataset, choose_strategy, fit_ready, is_chief, make_strategy,  # noqa: E402
+                                 precision_here, set_determinism)
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
                               collapse_warning, compiled_unet, computing_in_float32, save_model)
 
@@ -45,7 +45,7 @@ def main(argv) -> None:
     tf_config = os.environ.get("TF_CONFIG")
     strategy_name, chief = choose_strategy(len(gpus), tf_config), is_chief(tf_config)
     devices = [d.name for d in gpus] or ["CPU"]
-    precision = resolve_precision(t.precision, len(gpus), cpu_flags())
+    precision = precision_here(t.precision)
     print(f"train: devices {', '.join(devices)}; strategy {strategy_name}; precision {precision}"
           + (" (auto)" if t.precision == "auto" else "")
           + ("" if chief else "; a worker, not the chief: its outputs are discarded"))

@@ -7,7 +7,7 @@ import pytest
 
 from stage_runner import REPO
 from stage_runner import run_stage as run_stage_in
-from stages.common import atomic_dir, atomic_file, read_json, run_stage, write_json
+from stages.common import atomic_dir, atomic_file, read_json, write_json
 from unetseg.errors import UserError
 
 

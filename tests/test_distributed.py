@@ -21,7 +21,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
-from unetseg.params import Params, parse_params
+from unetseg.params import parse_params
 from unetseg.tf_training import as_dataset, make_strategy
 from unetseg.training import ShardBatches, compiled_unet, save_model
 

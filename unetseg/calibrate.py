@@ -9,16 +9,17 @@ and params (a rerun gives the same plan, and a teammate's run-cache matches).
 
 import argparse
 import time
+import typing
 
 from unetseg.backend import start_keras
 
 keras = start_keras()
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from unetseg.losses import SegmentationLoss  # noqa: E402
 from unetseg.plan import TRAIN_FLOPS_PER_FORWARD, unet_flops  # noqa: E402
-from unetseg.tf_training import cpu_flags, resolve_precision  # noqa: E402
+from unetseg.params import Train  # noqa: E402
+from unetseg.tf_training import precision_here  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
 
@@ -47,10 +48,11 @@ def main(argv=None) -> None:
     parser.add_argument("--patch-size", type=int, default=128, help="patch side, px (default: 128)")
     parser.add_argument("--batch-size", type=int, default=16, help="patches per step (default: 16)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps (default: 30)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+    parser.add_argument("--precision", default="auto",
+                        choices=typing.get_args(Train.model_fields["precision"].annotation),
                         help="as train.precision (default: auto, what the train stage picks on this machine)")
     args = parser.parse_args(argv)
-    precision = resolve_precision(args.precision, len(tf.config.list_physical_devices("GPU")), cpu_flags())
+    precision = precision_here(args.precision)
     result = measure_gflops(args.base_filters, args.patch_size, args.batch_size, args.steps, precision=precision)
     print(f"{result['patches_per_s']} patches/s of {args.patch_size}x{args.patch_size} at base_filters "
           f"{args.base_filters} in {precision}: set plan.gflops: {result['gflops']} in params.yaml")

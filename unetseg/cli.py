@@ -139,11 +139,11 @@ def run_evaluate(args) -> None:
 
 
 def score_lines(scores: dict) -> str:
-    def number(value):
-        return "n/a" if value is None else f"{value:.3f}"
-    lines = [f"{scores['images']} images: Dice {number(scores['dice'])}, IoU {number(scores['iou'])}, "
-             f"precision {number(scores['precision'])}, recall {number(scores['recall'])}, "
-             f"pixel accuracy {number(scores['pixel_accuracy'])}"]
+    from unetseg.metrics import shown
+
+    lines = [f"{scores['images']} images: Dice {shown(scores['dice'])}, IoU {shown(scores['iou'])}, "
+             f"precision {shown(scores['precision'])}, recall {shown(scores['recall'])}, "
+             f"pixel accuracy {shown(scores['pixel_accuracy'])}"]
     objects = scores.get("instances")
     if objects:
         lines.append(f"objects: {objects['objects_true']} true, {objects['objects_predicted']} predicted; "

@@ -4,6 +4,9 @@ import errno
 import sys
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # errnos of a full disk, or of a full quota
+
+
 class UserError(Exception):
     """A problem in the user's input; its message names the file or key and says how to fix it."""
 
@@ -14,7 +17,7 @@ def exit_on_user_error(main, argv) -> None:
     try:
         main(argv)
     except (UserError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(exc, OSError) and exc.errno not in DISK_FULL:
             raise
         from tqdm import tqdm
 

@@ -1,14 +1,11 @@
 """Outputs that appear whole or not at all, and a full disk reported by the file it was writing."""
 
-import errno
 import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from unetseg.errors import UserError
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+from unetseg.errors import DISK_FULL, UserError
 
 
 @contextmanager

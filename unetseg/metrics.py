@@ -15,6 +15,11 @@ COUNTS = ("tp", "fp", "fn", "tn")
 SCORES = ("dice", "iou", "precision", "recall", "pixel_accuracy")
 
 
+def shown(score: float | None) -> str:
+    """A score for a console line: three decimals, n/a where it is undefined."""
+    return "n/a" if score is None else f"{score:.3f}"
+
+
 def confusion_counts(truth: np.ndarray, prediction: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
     """Per class (index 0..K-1; for binary K=1 the class is the foreground) the TP/FP/FN/TN counts."""
     classes = [1] if num_classes == 1 else range(num_classes)

@@ -15,9 +15,6 @@ import tensorflow as tf
 
 from unetseg.training import ShardBatches
 
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
-
-
 def choose_strategy(num_gpus: int, tf_config: str | None) -> str:
     """TensorFlow's own distribution engine: several workers, several GPUs, or one device."""
     if tf_config:
@@ -35,6 +32,11 @@ def resolve_precision(setting: str, num_gpus: int, cpu_flags: set[str]) -> str:
     if setting != "auto":
         return setting
     return "mixed_bfloat16" if not num_gpus and cpu_flags & NATIVE_BF16_FLAGS else "float32"
+
+
+def precision_here(setting: str) -> str:
+    """`setting` (train.precision) resolved for this machine's GPUs and CPU."""
+    return resolve_precision(setting, len(tf.config.list_physical_devices("GPU")), cpu_flags())
 
 
 def cpu_flags() -> set[str]:

@@ -34,7 +34,7 @@ class ShardBatches:
 
     def __init__(self, directory, batch_size: int, seed: int, shuffle: bool = True, flips: bool = False,
                  steps_per_epoch: int | None = None, per_image: bool = False):
-        self.directory, self.batch_size, self.seed = directory, batch_size, seed
+        self.batch_size, self.seed = batch_size, seed
         self.shuffle, self.flips = shuffle, flips
         manifest = read_manifest(directory)
         self.count, self.patch_size, self.channels = manifest["count"], manifest["patch_size"], manifest["channels"]
