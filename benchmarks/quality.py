@@ -5,10 +5,12 @@
     python benchmarks/quality.py sparse             # the synthetic set with 1-2 nuclei per image (~1 %)
     python benchmarks/quality.py dsb2018 [--data ../shared/datasets/dsb2018] [--masks masks]
     python benchmarks/quality.py dsb2018 --masks labels --mask-type instances   # objects: boundary target
+    python benchmarks/quality.py synthetic --set data.target=weighted    # a variant (..._target-weighted.json)
 
-Only data.images, data.masks, data.mask_type (and for DSB2018 the 70/10/20 split fractions) are set.
-Writes test Dice and IoU, the object scores, the trivial baselines, the chosen plan and the wall time
-of `dvc repro` to benchmarks/results/quality_<dataset>[_instances].json.
+Only data.images, data.masks, data.mask_type (and for DSB2018 the 70/10/20 split fractions) are set,
+plus what --set names. Writes test Dice and IoU, the object scores, the trivial baselines, the chosen
+plan and the wall time of `dvc repro` to
+benchmarks/results/quality_<dataset>[_instances][_<key>-<value>...].json.
 """
 
 import argparse
@@ -103,14 +105,18 @@ def main() -> None:
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
     parser.add_argument("--mask-type", default="semantic", choices=["semantic", "instances"],
                         help="what --masks holds: binary masks, or one id per object (DSB2018's labels)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more param (YAML value), e.g. data.target=weighted; repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the scratch project and print its path")
     args = parser.parse_args()
+    extra = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     root = Path(tempfile.mkdtemp(prefix=f"quality_{args.dataset}_"))
     try:
         dvc_project(root)
         changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
                    "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
                    "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type)}[args.dataset]()
+        changes = {**changes, **extra}
         set_params(root, changes)
         started = time.perf_counter()
         log = dvc(root, "repro")
@@ -119,6 +125,7 @@ def main() -> None:
         plan = json.loads((root / "reports/plan.json").read_text())
         train = json.loads((root / "reports/train.json").read_text())
         suffix = "_instances" if args.dataset == "dsb2018" and args.mask_type == "instances" else ""
+        suffix += "".join(f"_{key.split('.')[-1]}-{value}" for key, value in extra.items())
         write_results(f"quality_{args.dataset}{suffix}", {
             "dataset": args.dataset,
             "params_set": changes,

@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-ORDER = ["synthetic", "inverted", "sparse", "dsb2018", "dsb2018_instances"]
-NAMES = {"synthetic": "synthetic (shipped default)", "inverted": "synthetic, masks inverted",
-         "sparse": "synthetic, 1–2 nuclei per image", "dsb2018": "DSB2018 nuclei",
-         "dsb2018_instances": "DSB2018 nuclei, instance labels"}
+NAMES = {"synthetic": "synthetic (shipped default)",
+         "synthetic_target-weighted": "synthetic, `data.target: weighted`",
+         "synthetic_target-weighted_boundary_width-1": "synthetic, weighted, `boundary_width: 1`",
+         "inverted": "synthetic, masks inverted", "sparse": "synthetic, 1–2 nuclei per image",
+         "dsb2018": "DSB2018 nuclei", "dsb2018_instances": "DSB2018 nuclei, instance labels",
+         "dsb2018_instances_target-weighted": "DSB2018 nuclei, instance labels, weighted"}
+ORDER = list(NAMES)
 
 
 def row(result: dict) -> str:
@@ -27,9 +30,9 @@ def row(result: dict) -> str:
 
 def object_row(result: dict) -> str:
     objects = result["instances"]
-    target = "boundary" if "seed_threshold" in objects else "binary"
+    target = result["params_set"].get("data.target") or ("boundary" if "seed_threshold" in objects else "binary")
     seed = (f", seeds ≥ {objects['seed_threshold']}, objects ≥ {objects['min_object_size']} px"
-            if target == "boundary" else "")
+            if "seed_threshold" in objects else "")
     return (f"| {NAMES[result['name']]} | {objects['truth_objects']} | {target}{seed} | {objects['objects_true']} | "
             f"**{objects['ap_50']:.3f}** | {objects['f1_50']:.3f} | {objects['mean_ap']:.3f} | {objects['pq_50']:.3f} | "
             f"{objects['merges']} / {objects['splits']} | {objects['otsu_components_ap_50']:.3f} |")

@@ -16,15 +16,16 @@ def main(argv) -> None:
     cfg = params.augment
     source = read_manifest(SOURCE)
     with atomic_dir(OUT) as out:
-        writer = ShardWriter(out, source["patch_size"], source["channels"], source["shard_size"])
+        weighted = source.get("weights", False)
+        writer = ShardWriter(out, source["patch_size"], source["channels"], source["shard_size"], weighted)
         origins = iter(patch_sources(source))
         with tqdm(total=source["count"], desc="augment") as progress:
-            for shard_index, (images, masks) in enumerate(iter_shards(SOURCE)):
+            for shard_index, shard in enumerate(iter_shards(SOURCE)):
                 rng = np.random.default_rng([params.base.seed, shard_index])
-                for image, mask in zip(images, masks):
-                    versions = [(image, mask)] + [augment_patch(image, mask, rng, cfg) for _ in range(cfg.copies)]
-                    writer.add(np.stack([v[0] for v in versions]), np.stack([v[1] for v in versions]),
-                               next(origins))
+                for patch in zip(*shard):  # (image, mask) or (image, mask, weights)
+                    versions = [patch] + [augment_patch(*patch[:2], rng, cfg, *patch[2:]) for _ in range(cfg.copies)]
+                    image, mask, *weights = (np.stack(layer) for layer in zip(*versions))
+                    writer.add(image, mask, next(origins), *weights)
                     progress.update()
         writer.close(copies=cfg.copies, source_count=source["count"])
     print(f"augment: {source['count']} train patches, each with {cfg.copies} augmented copies: "

@@ -2,8 +2,9 @@
 
 Patch size, stride and oversampling come from the plan; validation uses a grid without overlap
 (stride = patch), enough to score every pixel once. The masks cut are the training target: the
-prepared class ids, or for data.target boundary the background/interior/boundary classes of the
-prepared object labels."""
+prepared class ids; for data.target boundary the background/interior/boundary classes of the
+prepared object labels; for weighted the objects parted where they touch, with each pixel's loss
+weight cut alongside (computed on the whole image, so distances reach past the patch)."""
 
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage
-from unetseg.instances import boundary_classes, resolve_target
+from unetseg.instances import boundary_classes, resolve_target, weighted_target
 from unetseg.patches import extract_patches
 from unetseg.shards import ShardWriter
 
@@ -31,23 +32,32 @@ def main(argv) -> None:
         for split, stride, fg_fraction in (("train", plan["extract.stride"], plan["extract.fg_fraction"]),
                                            ("val", patch, 0.0)):
             out = stack.enter_context(atomic_dir(f"{OUT}/{split}"))
-            writer = ShardWriter(out, patch, manifest["channels"], shard_size)
+            writer = ShardWriter(out, patch, manifest["channels"], shard_size, weights=target == "weighted")
             for index, stem in enumerate(tqdm(manifest["splits"][split], desc=f"extract {split}")):
                 image = np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r")
-                mask = target_mask(PREPARED / split, stem, target, params.data.boundary_width)
+                mask, weights = target_mask(PREPARED / split, stem, target, params.data)
                 rng = np.random.default_rng([params.base.seed, index])
-                writer.add(*extract_patches(image, mask, patch, stride, fg_fraction, rng), source=index)
+                if weights is None:
+                    writer.add(*extract_patches(image, mask, patch, stride, fg_fraction, rng), source=index)
+                else:  # cut as one more image channel, so the weights take the same patches
+                    stacked, masks = extract_patches(np.dstack([image, weights]), mask, patch, stride, fg_fraction, rng)
+                    writer.add(stacked[..., :-1], masks, index, stacked[..., -1])
+            gap = {"gap_width": params.data.boundary_width} if target == "weighted" else {}
             writer.close(source_images=len(manifest["splits"][split]), stride=stride,
-                         fg_fraction=fg_fraction, shard_size=shard_size)
+                         fg_fraction=fg_fraction, shard_size=shard_size, **gap)
             counts[split] = writer.count
     print(f"extract: {counts['train']} train and {counts['val']} val patches of {patch}x{patch} ({target} target) "
           f"-> {OUT}/")
 
 
-def target_mask(folder: Path, stem: str, target: str, boundary_width: int) -> np.ndarray:
+def target_mask(folder: Path, stem: str, target: str, data) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training target of one image, and its loss weights (weighted target only)."""
     if target == "boundary":
-        return boundary_classes(np.load(folder / "labels" / f"{stem}.npy"), boundary_width)
-    return np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r")
+        return boundary_classes(np.load(folder / "labels" / f"{stem}.npy"), data.boundary_width), None
+    if target == "weighted":
+        return weighted_target(np.load(folder / "labels" / f"{stem}.npy"), data.boundary_width,
+                               data.border_weight, data.border_sigma)
+    return np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r"), None
 
 
 if __name__ == "__main__":

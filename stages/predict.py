@@ -1,7 +1,7 @@
 """Stage predict: overlap-tile prediction of whole test images, and their objects.
 
-For the boundary target with predict.seed_threshold or predict.min_object_size auto, the stage first
-predicts the validation images and keeps the values whose objects match theirs best
+For the boundary and weighted targets with predict.seed_threshold or predict.min_object_size auto,
+the stage first predicts the validation images and keeps the values whose objects match theirs best
 (data/predictions/postprocess.json). New images: `unetseg predict` (unetseg/cli.py).
 """
 
@@ -13,7 +13,7 @@ from tqdm import tqdm
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json
 from unetseg.inference import keras, load_model, predict_probabilities, resolved_auto, write_prediction
 from unetseg.instances import MIN_SIZES, SEED_THRESHOLDS, best_postprocessing, postprocessing_scores
-from unetseg.modelfile import model_target, read_preprocessing
+from unetseg.modelfile import model_gap, model_target, read_preprocessing
 from unetseg.params import Params, with_predict
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
@@ -23,21 +23,22 @@ POSTPROCESS = "postprocess.json"  # what predict chose on the validation images
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     params = with_predict(params, {"tile_size": read_plan("predict")["predict.tile_size"]})
-    model, target = load_model(MODEL), model_target(read_preprocessing(MODEL))
+    model, preprocessing = load_model(MODEL), read_preprocessing(MODEL)
+    target, gap = model_target(preprocessing), model_gap(preprocessing)
     splits = read_json(PREPARED / "manifest.json")["splits"]
-    choice = choose_postprocessing(model, splits["val"], params) if target == "boundary" else {}
+    choice = choose_postprocessing(model, splits["val"], params, target, gap) if target in ("boundary", "weighted") else {}
     params = with_predict(params, resolved_auto(params.predict, choice))
     with atomic_dir(OUT) as out:
         for stem in tqdm(splits["test"], desc="predict"):
             path = PREPARED / "test" / "images" / f"{stem}.npy"
-            write_prediction(out, stem, predict_probabilities(model, np.load(path), params, path), params, target)
+            write_prediction(out, stem, predict_probabilities(model, np.load(path), params, path), params, target, gap)
         write_json(out / POSTPROCESS, choice)
     print(f"predict: {len(splits['test'])} test images -> {OUT}/ (mask, probabilities and objects of each)")
 
 
-def choose_postprocessing(model: keras.Model, val: list[str], params: Params) -> dict:
-    """For the boundary target, the seed threshold and minimum object size left auto: the pair whose
-    objects score the best AP@0.5 on the validation images (a pinned value stays as it is)."""
+def choose_postprocessing(model: keras.Model, val: list[str], params: Params, target: str, gap: int) -> dict:
+    """For the boundary and weighted targets, the seed threshold and minimum object size left auto: the
+    pair whose objects score the best AP@0.5 on the validation images (a pinned value stays as it is)."""
     cfg = params.predict
     seeds = SEED_THRESHOLDS if cfg.seed_threshold == "auto" else (cfg.seed_threshold,)
     sizes = MIN_SIZES if cfg.min_object_size == "auto" else (cfg.min_object_size,)
@@ -50,9 +51,10 @@ def choose_postprocessing(model: keras.Model, val: list[str], params: Params) ->
             truth = np.load(PREPARED / "val" / "labels" / f"{stem}.npy")
             yield truth, predict_probabilities(model, np.load(path), params, path)
 
-    scores = postprocessing_scores(validation_outputs(), cfg.threshold, seeds, sizes)
+    scores = postprocessing_scores(validation_outputs(), cfg.threshold, seeds, sizes, target, gap)
     seed, size = best_postprocessing(scores)
-    print(f"predict: objects grown from p(interior) >= {seed}, at least {size} px: object AP@0.5 "
+    seeded_on = "p(interior)" if target == "boundary" else "p(foreground)"
+    print(f"predict: objects grown from {seeded_on} >= {seed}, at least {size} px: object AP@0.5 "
           f"{scores[seed, size]:.3f} on the {len(val)} validation images (the {len(scores)} choices tried: "
           f"{min(scores.values()):.3f} to {max(scores.values()):.3f})")
     return {"predict.seed_threshold": seed, "predict.min_object_size": size,

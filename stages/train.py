@@ -84,7 +84,8 @@ def main(argv) -> None:
         keep_best.restore()
         save_model(computing_in_float32(model), models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
-        write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target})
+        gap = {"gap_width": read_manifest(VAL)["gap_width"]} if target == "weighted" else {}
+        write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target, **gap})
     if chief:
         write_summary(model, keep_best, len(history.history["loss"]), wall, len(train) * batch, devices, target,
                       precision)
@@ -93,7 +94,7 @@ def main(argv) -> None:
 def write_summary(model, keep_best: KeepBest, epochs_run: int, wall: float, patches_per_epoch: int,
                   devices: list[str], target: str, precision: str) -> None:
     baseline = (all_foreground_dice(read_manifest(VAL)["foreground_fraction"])
-                if target == "binary" else None)
+                if target in ("binary", "weighted") else None)
     warning = collapse_warning(keep_best.best, baseline)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

@@ -47,10 +47,27 @@ def test_same_seed_gives_identical_bytes():
     assert first[0].tobytes() == second[0].tobytes() and first[1].tobytes() == second[1].tobytes()
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_weights_follow_the_geometry_only_and_change_no_draw(seed):
+    image, mask = blocky_pair(seed)
+    weights = np.where(mask > 0, 1.0, 9.0).astype(np.float16)  # high on background, as border weights are
+    everything = GEOMETRY_ONLY.model_copy(update={"intensity": Augment(intensity={"p": 1.0}).intensity,
+                                                  "noise": Augment(noise={"p": 1.0}).noise})
+    out_image, out_mask, out_weights = augment_patch(image, mask, np.random.default_rng(seed), everything, weights)
+    plain_image, plain_mask = augment_patch(image, mask, np.random.default_rng(seed), everything)
+    assert out_image.tobytes() == plain_image.tobytes() and out_mask.tobytes() == plain_mask.tobytes()
+    _, _, geometry_weights = augment_patch(image, mask, np.random.default_rng(seed), GEOMETRY_ONLY, weights)
+    assert out_weights.dtype == np.float16 and np.array_equal(out_weights, geometry_weights)
+    assert 1.0 <= out_weights.min() and out_weights.max() <= 9.0  # linear: never past the range
+    near_edges = ndimage.binary_dilation(out_mask, iterations=2) != ndimage.binary_erosion(out_mask, iterations=2)
+    agree = np.isclose(out_weights, np.where(out_mask > 0, 1.0, 9.0), atol=1e-2)
+    assert agree[~near_edges].mean() > 0.99  # moved as the mask was (linear and nearest differ at thin corners)
+
+
 def test_flip_and_rot90_move_image_and_mask_together():
     image, mask = blocky_pair(3)
     for transform in (flip, rot90):
-        out_image, out_mask = transform(image, mask, np.random.default_rng(0), 1.0)
+        out_image, out_mask = transform([image, mask], np.random.default_rng(0), 1.0)
         assert not np.array_equal(out_mask, mask)
         assert np.array_equal((out_image[..., 0] > 0.5).astype(np.uint8), out_mask)
 
@@ -71,7 +88,7 @@ def test_elastic_displacement_is_smooth_with_the_requested_scale():
 def test_deform_skips_resampling_when_nothing_is_drawn():
     image, mask = blocky_pair(1)
     cfg = Augment(affine={"p": 0}, elastic={"p": 0})
-    out_image, out_mask = deform(image, mask, np.random.default_rng(0), cfg.affine, cfg.elastic)
+    out_image, out_mask = deform([image, mask], np.random.default_rng(0), cfg.affine, cfg.elastic)
     assert out_image is image and out_mask is mask
 
 

@@ -26,6 +26,8 @@ PARAM_READERS = {
     "data.mask_type": {"prepare"},
     "data.target": {"extract", "train"},
     "data.boundary_width": {"extract"},
+    "data.border_weight": {"extract"},
+    "data.border_sigma": {"extract"},
     "synthesize.*": {"synthesize"},
     "prepare.*": {"prepare"},
     "plan.*": {"plan"},

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from unetseg.augment import augment_patch
-from unetseg.instances import (TAUS, best_postprocessing, boundary_classes, evaluate_instances, labels_from_boundary,
-                               labels_from_mask, postprocessing_scores, remove_small_instances, resolve_target,
-                               scores_from_matches, split_and_merged_pixels, summarize_instances)
+from unetseg.instances import (TAUS, best_postprocessing, border_weights, boundary_classes, evaluate_instances,
+                               fill_gaps, labels_from_boundary, labels_from_mask, labels_from_probability, object_labels,
+                               postprocessing_scores, remove_small_instances, resolve_target, scores_from_matches,
+                               separated_foreground, split_and_merged_pixels, summarize_instances, weighted_target)
 from unetseg.params import Augment
 
 
@@ -124,6 +125,70 @@ def test_watershed_separates_two_touching_discs():
     assert at(result, 0.9)["tp"] == 2 and result["merges"] == 0
 
 
+def test_weighted_target_parts_touching_objects_by_a_gap():
+    foreground = separated_foreground(TRUTH, 1)
+    assert foreground[2:8, 2:7].all() and foreground[2:8, 9:14].all()
+    assert not foreground[:, 7:9].any()  # the contact, one px on each side
+    assert foreground[12:18, 12:18].all() and foreground[12:18, 2:6].all()  # free objects keep every pixel
+    assert separated_foreground(TRUTH, 2)[:, 6:10].sum() == 0
+
+
+def test_weight_map_by_hand():
+    """Two 6x5 objects touching along a column, parted by a 2 px gap (width 1): 48 of 120 pixels
+    foreground, so w_c is 1 / (2 * 0.4) on foreground and 1 / (2 * 0.6) on background."""
+    labels = np.zeros((10, 12), np.int32)
+    labels[2:8, 1:6], labels[2:8, 6:11] = 1, 2
+    foreground, weights = weighted_target(labels, 1, w0=10.0, sigma=5.0)
+    assert foreground.sum() == 48 and not foreground[:, 5:7].any()
+    w_fg, w_bg = 1 / 0.8, 1 / 1.2
+
+    def border(d1, d2):
+        return 10.0 * np.exp(-((d1 + d2) ** 2) / (2 * 5.0**2))
+
+    assert np.isclose(weights[4, 2], w_fg)                     # inside an object: its class weight only
+    assert np.isclose(weights[4, 5], w_bg + border(1, 2))      # in the gap: 1 px to one object, 2 to the other
+    assert np.isclose(weights[4, 6], w_bg + border(1, 2))
+    assert np.isclose(weights[0, 0], w_bg + border(np.hypot(2, 1), np.hypot(2, 7)))  # a corner: (2, 1) and (2, 7) nearest
+    assert weights.dtype == np.float32 and weights[4, 5] > 9 > weights[0, 0]
+
+
+def test_border_term_needs_two_objects_and_fades_with_distance():
+    labels = squares((4, 10, 4, 10), shape=(60, 60))
+    weights = border_weights(labels, labels > 0, 10.0, 5.0)
+    assert np.allclose(weights[labels == 0], weights[0, 0])  # one object: class weight only
+    far = squares((4, 10, 4, 10), (4, 10, 50, 56), shape=(60, 60))  # 40 px apart: past 4 sigma
+    assert np.allclose(border_weights(far, far > 0, 10.0, 5.0), border_weights(far, far > 0, 0.0, 5.0), atol=1e-3)
+
+
+def test_weighted_output_watershed_separates_two_touching_discs():
+    truth = discs()
+    probability = (0.8 * separated_foreground(truth, 1) + 0.1).astype(np.float32)[..., None]
+    probability[truth > 0] += 0.05  # the gap a little less sure than the background
+    assert labels_from_probability(probability, 0.5, 0.5).max() == 2
+    result = evaluate_instances(truth, object_labels(probability, "weighted", 0.5, 0.85, 0))
+    assert at(result, 0.8)["tp"] == 2 and result["merges"] == 0
+
+
+def test_gaps_between_objects_are_closed_and_outer_edges_kept():
+    truth = squares((2, 8, 2, 8), (2, 8, 8, 14), (14, 19, 2, 8), shape=(20, 16))  # 1 and 2 touch; 3 is 6 px off
+    parted = np.where(separated_foreground(truth, 2) > 0, truth, 0)
+    assert not parted[2:8, 6:10].any()
+    closed = fill_gaps(parted, 2)
+    assert np.array_equal(closed[2:8], truth[2:8])  # the 4 px gap between objects 1 and 2 goes back to them
+    assert np.count_nonzero(closed != truth) == 4     # nothing else grows but a px at each end of each side
+    assert np.array_equal(fill_gaps(parted, 0), parted)
+    lone = squares((5, 10, 5, 10))
+    assert np.array_equal(fill_gaps(lone, 3), lone)  # one object: nothing is between two
+
+
+def test_weighted_objects_get_their_gap_back():
+    truth = discs()
+    probability = (0.9 * separated_foreground(truth, 2) + 0.05).astype(np.float32)[..., None]
+    parted = evaluate_instances(truth, labels_from_probability(probability, 0.5, 0.9))
+    closed = evaluate_instances(truth, labels_from_probability(probability, 0.5, 0.9, gap=2))
+    assert at(closed, 0.5)["tp"] == 2 and closed["by_tau"][0.5]["iou_sum"] > parted["by_tau"][0.5]["iou_sum"]
+
+
 def test_small_objects_are_dropped_and_ids_renumbered():
     labels = squares((0, 1, 0, 1), (2, 8, 2, 8), (10, 13, 10, 13))
     assert np.unique(remove_small_instances(labels, 5)).tolist() == [0, 1, 2]
@@ -148,6 +213,10 @@ def test_boundary_targets_survive_augmentation_label_exactly(seed):
         flip={"p": 1.0}, rot90={"p": 0}, affine={"p": 0}, elastic={"p": 0}, intensity={"p": 0}, noise={"p": 0},
         blur={"p": 0}))[1]
     assert sorted(np.bincount(flipped.ravel())) == sorted(np.bincount(target.ravel()))  # a pure permutation
+
+
+def test_target_resolution_keeps_a_chosen_weighted_target():
+    assert resolve_target("weighted", 1, "instances") == resolve_target("weighted", 1, "semantic") == "weighted"
 
 
 def test_target_resolution():

@@ -37,6 +37,22 @@ def test_bce_and_weighted_sum():
     assert np.isclose(combined, 0.3 * np_bce(TRUTH, PRED) + 2.0 * (1 - np_dice(TRUTH, PRED)), atol=1e-5)
 
 
+def test_pixel_weights_scale_each_pixels_cross_entropy():
+    weights = RNG.uniform(0.5, 10, TRUTH.shape).astype(np.float32)
+    targets = np.concatenate([TRUTH, weights], axis=-1)
+    p = np.clip(PRED, 1e-7, 1 - 1e-7)
+    by_hand = np.mean(-weights * (TRUTH * np.log(p) + (1 - TRUTH) * np.log(1 - p)))
+    assert np.isclose(float(SegmentationLoss("bce", pixel_weights=True)(targets, PRED)), by_hand, rtol=1e-5)
+    ones = np.concatenate([TRUTH, np.ones_like(TRUTH)], axis=-1)
+    assert np.isclose(float(SegmentationLoss("bce_dice", pixel_weights=True)(ones, PRED)),
+                      float(SegmentationLoss("bce_dice")(TRUTH, PRED)), atol=1e-6)
+    metric = OverlapMetric("dice")  # scores the target channel only
+    metric.update_state(targets, PRED)
+    reference = OverlapMetric("dice")
+    reference.update_state(TRUTH, PRED)
+    assert float(metric.result()) == float(reference.result())
+
+
 def test_empty_masks_with_empty_prediction_give_zero_dice_loss():
     empty = np.zeros((1, 4, 4, 1), np.float32)
     assert np.isclose(float(SegmentationLoss("dice")(empty, empty)), 0.0)

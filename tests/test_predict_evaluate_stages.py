@@ -152,3 +152,26 @@ def test_several_classes_train_and_score_end_to_end(tiny_run, tmp_path):
     assert (tmp_path / "reports/instances.csv").read_text().startswith("iou_threshold,ap,")  # header only
     masks = [np.asarray(Image.open(p)) for p in (tmp_path / "data/predictions").glob("*[!b].png")]
     assert masks and all(set(np.unique(m)) <= {0, 1, 2} for m in masks)
+
+
+def test_weighted_target_trains_predicts_objects_and_scores_end_to_end(tiny_copy):
+    """data.target weighted: shards carry loss weights through augment, the model has one sigmoid
+    channel, predict grows objects from its foreground probability and evaluate scores them."""
+    values = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    values["data"] = {**values.get("data", {}), "target": "weighted", "boundary_width": 1}
+    (tiny_copy / "params.yaml").write_text(yaml.safe_dump(values))
+    results = {stage: run_stage(stage, tiny_copy) for stage in ("extract", "augment", "train", "predict", "evaluate")}
+    for stage, result in results.items():
+        assert result.returncode == 0, f"{stage}: {result.stderr}"
+    for folder in ("data/patches/train", "data/patches/val", "data/augmented"):
+        manifest = json.loads((tiny_copy / folder / "manifest.json").read_text())
+        assert manifest["weights"] is True and all("weights" in shard for shard in manifest["shards"])
+    weights = np.load(tiny_copy / "data/augmented" / manifest["shards"][0]["weights"])
+    assert weights.dtype == np.float16 and weights.min() > 0
+    preprocessing = json.loads((tiny_copy / "models/preprocessing.json").read_text())
+    assert preprocessing["target"] == "weighted" and preprocessing["gap_width"] == 1
+    assert "objects grown from p(foreground) >=" in results["predict"].stdout
+    assert "predict.seed_threshold" in json.loads((tiny_copy / "data/predictions/postprocess.json").read_text())
+    assert list((tiny_copy / "data/predictions").glob("*_instances.png"))
+    metrics = json.loads((tiny_copy / "reports/metrics.json").read_text())
+    assert 0 <= metrics["instances"]["ap_50"] <= 1

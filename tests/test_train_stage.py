@@ -163,6 +163,19 @@ def test_random_flips_move_image_and_mask_together(tmp_path):
     assert 0 < sum(not np.array_equal(a, b) for a, b in zip(flipped, images)) < 16
 
 
+def test_loss_weights_come_as_a_second_target_channel_flipped_with_the_mask(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.random((10, 6, 6, 1)).astype(np.float32)
+    masks = (images[..., 0] > 0.5).astype(np.uint8)
+    writer = ShardWriter(tmp_path, patch_size=6, channels=1, shard_size=4, weights=True)
+    writer.add(images, masks, 0, weights=(1 + 8 * masks).astype(np.float16))
+    assert writer.close()["weights"] is True
+    flipped, targets = ShardBatches(tmp_path, batch_size=10, seed=0, flips=True).batch(0)
+    assert targets.shape == (10, 6, 6, 2) and targets.dtype == np.float32
+    assert np.array_equal(targets[..., 0], (flipped[..., 0] > 0.5).astype(np.float32))
+    assert np.array_equal(targets[..., 1], 1 + 8 * targets[..., 0])
+
+
 def test_any_batch_can_be_read_directly_and_again(tmp_path):
     """What parallel readers and a restarted reader rely on: batch(step) is batch `step` of the
     stream, however often and in whatever order it is asked for."""

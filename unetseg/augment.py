@@ -1,26 +1,31 @@
-"""Offline augmentation of (image (P, P, C) float32, mask (P, P) uint8) patch pairs.
+"""Offline augmentation of (image (P, P, C) float32, mask (P, P) uint8) patch pairs, and of the
+weighted target's (P, P) loss weights where there are any.
 
-Geometric transforms move image and mask together (the mask by nearest neighbour, so it keeps
-exact labels); intensity transforms touch the image only. `cfg` is the `augment` params section:
-each transform has its own probability `p` and range.
+Geometric transforms move image, mask and weights together (the mask by nearest neighbour, so it
+keeps exact labels; the weights linearly, so they stay within their range); intensity transforms
+touch the image only. `cfg` is the `augment` params section: each transform has its own probability
+`p` and range.
 """
 
 import numpy as np
 from scipy import ndimage
 
 
-def flip(image, mask, rng, p: float):
+ORDERS = (3, 0, 1)  # spline order of the image, the mask and the weights when resampled
+
+
+def flip(layers, rng, p: float):
     for axis in (0, 1):
         if rng.random() < p:
-            image, mask = np.flip(image, axis), np.flip(mask, axis)
-    return image, mask
+            layers = [np.flip(layer, axis) for layer in layers]
+    return layers
 
 
-def rot90(image, mask, rng, p: float):
+def rot90(layers, rng, p: float):
     if rng.random() < p:
         k = int(rng.integers(1, 4))
-        image, mask = np.rot90(image, k, axes=(0, 1)), np.rot90(mask, k, axes=(0, 1))
-    return image, mask
+        layers = [np.rot90(layer, k, axes=(0, 1)) for layer in layers]
+    return layers
 
 
 def affine_coordinates(size: int, angle_deg: float, scale: float) -> np.ndarray:
@@ -39,16 +44,18 @@ def elastic_displacement(size: int, grid: int, sigma: float, rng) -> np.ndarray:
     return np.stack([ndimage.zoom(c, size / grid, order=3, mode="nearest", grid_mode=True) for c in coarse])
 
 
-def resample(image, mask, coordinates):
-    """Image by cubic spline, mask by nearest neighbour, mirrored at the borders."""
-    warped = np.stack([ndimage.map_coordinates(image[..., c], coordinates, order=3, mode="mirror")
+def resample(layers, coordinates):
+    """Image by cubic spline, mask by nearest neighbour, weights linearly, mirrored at the borders."""
+    image, *planes = layers
+    warped = np.stack([ndimage.map_coordinates(image[..., c], coordinates, order=ORDERS[0], mode="mirror")
                        for c in range(image.shape[-1])], axis=-1)
-    return warped.astype(np.float32), ndimage.map_coordinates(mask, coordinates, order=0, mode="mirror")
+    return [warped.astype(np.float32)] + [ndimage.map_coordinates(plane, coordinates, order=order, mode="mirror")
+                                          for plane, order in zip(planes, ORDERS[1:])]
 
 
-def deform(image, mask, rng, affine, elastic):
+def deform(layers, rng, affine, elastic):
     """Affine and elastic deformation composed into one coordinate map: a single resampling."""
-    size = mask.shape[0]
+    size = layers[1].shape[0]
     coordinates = None
     if rng.random() < affine.p:
         angle = rng.uniform(-affine.max_rotation, affine.max_rotation)
@@ -58,7 +65,7 @@ def deform(image, mask, rng, affine, elastic):
         if coordinates is None:
             coordinates = np.mgrid[:size, :size].astype(np.float64)
         coordinates = coordinates + elastic_displacement(size, elastic.grid, elastic.sigma, rng)
-    return (image, mask) if coordinates is None else resample(image, mask, coordinates)
+    return layers if coordinates is None else resample(layers, coordinates)
 
 
 def adjust_intensity(image, rng, cfg):
@@ -89,12 +96,15 @@ def blur(image, rng, cfg):
     return ndimage.gaussian_filter(image, (sigma, sigma, 0)).astype(np.float32)
 
 
-def augment_patch(image: np.ndarray, mask: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """One augmented version of a patch pair; every draw comes from `rng`, in a fixed order."""
-    image, mask = flip(image, mask, rng, cfg.flip.p)
-    image, mask = rot90(image, mask, rng, cfg.rot90.p)
-    image, mask = deform(image, mask, rng, cfg.affine, cfg.elastic)
+def augment_patch(image: np.ndarray, mask: np.ndarray, rng, cfg, weights: np.ndarray | None = None) -> tuple:
+    """One augmented version of a patch pair, (image, mask), or with `weights` (image, mask,
+    weights); every draw comes from `rng`, in a fixed order, the same with weights or without."""
+    layers = [image, mask] + ([] if weights is None else [np.asarray(weights, np.float32)])  # scipy: no float16
+    layers = flip(layers, rng, cfg.flip.p)
+    layers = rot90(layers, rng, cfg.rot90.p)
+    image, mask, *weights = deform(layers, rng, cfg.affine, cfg.elastic)
     image = adjust_intensity(image, rng, cfg.intensity)
     image = add_noise(image, rng, cfg.noise)
     image = blur(image, rng, cfg.blur)
-    return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(mask, np.uint8)
+    return (np.ascontiguousarray(image, np.float32), np.ascontiguousarray(mask, np.uint8),
+            *(np.ascontiguousarray(w, np.float16) for w in weights))

@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 from unetseg.errors import UserError  # noqa: E402
 from unetseg.files import atomic_file  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
-from unetseg.instances import labels_from_boundary, labels_from_mask  # noqa: E402
-from unetseg.modelfile import model_target, read_config, read_preprocessing  # noqa: E402
+from unetseg.instances import labels_from_mask, object_labels  # noqa: E402
+from unetseg.modelfile import model_gap, model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
 from unetseg.params import Params, Predict, with_predict  # noqa: E402
 from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
@@ -92,17 +92,23 @@ def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params,
                          cfg.batch_size, cfg.tta)
 
 
-def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params, target: str) -> list[Path]:
+def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params, target: str,
+                     gap: int = 0) -> list[Path]:
     """<stem>.png: labels (binary 0/255, else class ids). <stem>_prob: for one class (or the boundary
     target's foreground, 1 - p(background)) a PNG of round(p * 255) (uint8) or an (H, W) float16
     .npy; for several classes an (H, W, K) .npy of all class probabilities (uint8 round(p * 255), or
-    float16). <stem>_instances.png: uint16 object ids, for binary and boundary targets. Each file
-    appears whole or not at all; returns the files written."""
+    float16). <stem>_instances.png: uint16 object ids, for the binary, boundary and weighted targets
+    (the weighted target's mask is its objects, the gaps between them closed: `gap` px a side).
+    Each file appears whole or not at all; returns the files written."""
     cfg = params.predict
+    if target in ("boundary", "weighted"):
+        instances = object_labels(probabilities, target, cfg.threshold, cfg.seed_threshold, cfg.min_object_size, gap)
     if target == "boundary":
-        instances = labels_from_boundary(probabilities, cfg.threshold, cfg.seed_threshold, cfg.min_object_size)
         probabilities = 1.0 - probabilities[..., :1]
-    labels = remove_small_objects(to_labels(probabilities, cfg.threshold), cfg.min_object_size)
+    if target == "weighted":
+        labels = (instances > 0).astype(np.uint8)
+    else:
+        labels = remove_small_objects(to_labels(probabilities, cfg.threshold), cfg.min_object_size)
     if target == "binary":
         instances = labels_from_mask(labels)
     binary = probabilities.shape[-1] == 1
@@ -146,5 +152,6 @@ def predict_files(files: list[Path], output: Path, model_path: Path, params: Par
     for path in progress(files):
         image = normalize(read_image(path, preprocessing["channels"]), preprocessing["normalization"])
         probabilities = predict_probabilities(model, image, params, path)
-        written += write_prediction(output, path.stem, probabilities, params, model_target(preprocessing))
+        written += write_prediction(output, path.stem, probabilities, params, model_target(preprocessing),
+                                    model_gap(preprocessing))
     return written

@@ -2,9 +2,13 @@
 
 Label images hold 0 for background and one positive id per object. The `boundary` target has three
 classes: 0 background, 1 interior, 2 boundary (object pixels within `width` px of a pixel that is not
-the same object, so the gap between touching objects is always boundary). Instances come back from a
-binary mask as 8-connected components, and from the three-class output by a seeded watershed: seeds
-are the connected interior regions, grown over the foreground.
+the same object, so the gap between touching objects is always boundary). The `weighted` target is
+the U-Net paper's: foreground with a background gap wherever objects touch (object pixels within
+`width` px of another object), and a per-pixel loss weight that is high in those gaps and in narrow
+background between objects. Instances come back from a binary mask as 8-connected components; from
+the three-class output by a seeded watershed (seeds: the connected interior regions, grown over the
+foreground); from the weighted target's foreground probability by the same watershed, seeded where
+the probability is high.
 
 Matching (as in the Data Science Bowl 2018 score and StarDist's `matching`): the IoU of every true
 object with every predicted one, then a one-to-one assignment that maximises the summed IoU among
@@ -17,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 from skimage.metrics import adapted_rand_error, variation_of_information
-from skimage.segmentation import watershed
+from skimage.segmentation import expand_labels, watershed
 
 INTERIOR, BOUNDARY = 1, 2
 TAUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, ..., 0.95
@@ -31,7 +35,7 @@ MAJORITY = 0.5  # a piece "belongs" to an object when more than this share of it
 
 def resolve_target(target: str, num_classes: int, mask_type: str) -> str:
     """data.target with auto resolved: boundary for instance masks, binary for binary masks, and
-    classes (one channel per class) for several classes."""
+    classes (one channel per class) for several classes. (binary, boundary or weighted otherwise.)"""
     if num_classes > 1:
         return "classes"
     if target == "auto":
@@ -55,6 +59,51 @@ def boundary_classes(labels: np.ndarray, width: int) -> np.ndarray:
     return target
 
 
+def separated_foreground(labels: np.ndarray, width: int) -> np.ndarray:
+    """(H, W) uint8 0/1: the objects, less every object pixel within `width` px (in the
+    (2·width+1)² square around it) of another object, so that touching objects are parted by a
+    background gap 2·width px wide."""
+    size = 2 * width + 1
+    others_as_high = np.where(labels > 0, labels, np.iinfo(np.int32).max).astype(np.int32)
+    alone = ((ndimage.minimum_filter(others_as_high, size, mode="nearest") == labels)
+             & (ndimage.maximum_filter(labels, size, mode="nearest") == labels))
+    return ((labels > 0) & alone).astype(np.uint8)
+
+
+def border_weights(labels: np.ndarray, foreground: np.ndarray, w0: float, sigma: float) -> np.ndarray:
+    """(H, W) float32 loss weights of the U-Net paper, w = w_c + w0·exp(-(d1 + d2)² / 2σ²).
+
+    w_c balances the classes of `foreground`: 1 / (number of classes present · the class's share of
+    the pixels), so each class weighs the same in total and the mean of w_c is 1. The border term
+    applies to background pixels, d1 and d2 being their distances to the nearest and second-nearest
+    object (the objects of `labels` within `foreground`); it fades below 1e-3 beyond d1 + d2 = 4σ
+    (with w0 = 10), so distances are only computed that far around each object.
+    """
+    background = foreground == 0
+    share = background.mean()
+    present = int(share > 0) + int(share < 1)
+    class_weight = np.where(background, 1 / max(share, 1e-12), 1 / max(1 - share, 1e-12)) / present
+    reach = int(np.ceil(4 * sigma))
+    nearest = np.full(labels.shape, np.inf)
+    second = np.full(labels.shape, np.inf)
+    objects = np.where(foreground > 0, labels, 0).astype(np.int32)
+    for index, box in enumerate(ndimage.find_objects(objects), start=1):
+        if box is None:
+            continue
+        window = tuple(slice(max(0, s.start - reach), min(n, s.stop + reach)) for s, n in zip(box, labels.shape))
+        distance = ndimage.distance_transform_edt(objects[window] != index)
+        second[window] = np.minimum(second[window], np.maximum(nearest[window], distance))
+        nearest[window] = np.minimum(nearest[window], distance)
+    border = w0 * np.exp(-((nearest + second) ** 2) / (2 * sigma**2))
+    return np.where(background, class_weight + border, class_weight).astype(np.float32)
+
+
+def weighted_target(labels: np.ndarray, width: int, w0: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The `weighted` target of a label image: (separated foreground uint8, loss weights float32)."""
+    foreground = separated_foreground(labels, width)
+    return foreground, border_weights(labels, foreground, w0, sigma)
+
+
 def labels_from_mask(mask: np.ndarray) -> np.ndarray:
     """(H, W) int32 ids of the 8-connected components of a binary mask."""
     return ndimage.label(mask > 0, structure=EIGHT_CONNECTED)[0].astype(np.int32)
@@ -67,20 +116,60 @@ def labels_from_boundary(probabilities: np.ndarray, threshold: float, seed_thres
     interior probability) over the foreground, 1 - p(background) >= threshold. A piece of
     foreground that holds no seed is an object of its own."""
     foreground = 1.0 - probabilities[..., 0] >= threshold
-    seeds, count = ndimage.label(foreground & (probabilities[..., INTERIOR] >= seed_threshold))
-    labels = watershed(-probabilities[..., INTERIOR], seeds, mask=foreground)
+    return seeded_watershed(foreground, probabilities[..., INTERIOR], seed_threshold, min_size)
+
+
+def labels_from_probability(probability: np.ndarray, threshold: float, seed_threshold: float = 0.5,
+                            min_size: int = 0, gap: int = 0) -> np.ndarray:
+    """(H, W) int32 ids from the weighted target's (H, W, 1) foreground probability: seeds where it is
+    >= seed_threshold, grown over where it is >= threshold (seed_threshold <= threshold: the
+    connected components of the foreground); then the gaps of `gap` px a side that the target
+    left between touching objects are given back to them."""
+    labels = seeded_watershed(probability[..., 0] >= threshold, probability[..., 0], seed_threshold, 0)
+    return remove_small_instances(fill_gaps(labels, gap), min_size)
+
+
+def fill_gaps(labels: np.ndarray, width: int) -> np.ndarray:
+    """The gaps of the weighted target (`width` px taken off each side of a contact) closed again:
+    every object grows by up to `width` px, but keeps only the growth that meets another object's
+    within `width` px, so outer edges stay where they are. Objects that did not touch but lie as
+    close as a gap (2·width px) come to touch too."""
+    if width <= 0:
+        return labels
+    grown = expand_labels(labels, width)
+    size = 2 * width + 1
+    others_as_high = np.where(grown > 0, grown, np.iinfo(np.int32).max)
+    meets = ndimage.minimum_filter(others_as_high, size, mode="nearest") < ndimage.maximum_filter(grown, size, mode="nearest")
+    return np.where((labels == 0) & (grown > 0) & meets, grown, labels)
+
+
+def seeded_watershed(foreground: np.ndarray, height: np.ndarray, seed_threshold: float, min_size: int) -> np.ndarray:
+    """Seeds are the connected regions of `foreground` where `height` >= seed_threshold; the watershed
+    floods from high `height` over the foreground. A piece of foreground without a seed is an object."""
+    seeds, count = ndimage.label(foreground & (height >= seed_threshold))
+    labels = watershed(-height, seeds, mask=foreground)
     unseeded = foreground & (labels == 0)
     labels[unseeded] = count + ndimage.label(unseeded, structure=EIGHT_CONNECTED)[0][unseeded]
     return remove_small_instances(labels, min_size)
 
 
-def postprocessing_scores(images, threshold: float, seeds=SEED_THRESHOLDS, min_sizes=MIN_SIZES) -> dict:
-    """AP at IoU 0.5, pooled over `images` ((true labels, boundary-target output) pairs, consumed one
-    at a time), of the objects that each (seed threshold, minimum object size) pair gives."""
+def object_labels(probabilities: np.ndarray, target: str, threshold: float, seed_threshold: float,
+                  min_size: int, gap: int = 0) -> np.ndarray:
+    """The objects of a boundary or weighted model's output (seeded watershed); `gap`: the weighted
+    target's gap width a side, to close again."""
+    if target == "boundary":
+        return labels_from_boundary(probabilities, threshold, seed_threshold, min_size)
+    return labels_from_probability(probabilities, threshold, seed_threshold, min_size, gap)
+
+
+def postprocessing_scores(images, threshold: float, seeds=SEED_THRESHOLDS, min_sizes=MIN_SIZES,
+                          target: str = "boundary", gap: int = 0) -> dict:
+    """AP at IoU 0.5, pooled over `images` ((true labels, model output) pairs, consumed one at a
+    time), of the objects that each (seed threshold, minimum object size) pair gives."""
     counts = {(s, m): {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0} for s in seeds for m in min_sizes}
     for truth, probabilities in images:
         for seed in seeds:
-            labels = labels_from_boundary(probabilities, threshold, seed)
+            labels = object_labels(probabilities, target, threshold, seed, 0, gap)
             for size in min_sizes:
                 matched = match_counts(iou_matrix(overlap_matrix(truth, remove_small_instances(labels, size))), 0.5)
                 counts[seed, size] = {key: counts[seed, size][key] + matched[key] for key in matched}

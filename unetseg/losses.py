@@ -1,8 +1,10 @@
 """Losses and metrics in keras.ops, so every Keras backend runs them.
 
 Binary targets are (N, H, W, 1) floats in {0, 1} against sigmoid outputs; several classes are
-(N, H, W, 1) integer class ids against softmax outputs (one-hot inside). Dice is pooled over the
-whole batch, as the seed's dice_coef does, with its smoothing term.
+(N, H, W, 1) integer class ids against softmax outputs (one-hot inside). The weighted target adds a
+second channel, each pixel's weight in the cross-entropy (N, H, W, 2); metrics read the first
+channel only. Dice is pooled over the whole batch, as the seed's dice_coef does, with its smoothing
+term.
 """
 
 import keras
@@ -11,8 +13,8 @@ from keras import ops
 
 def one_hot_targets(y_true, num_classes: int):
     if num_classes == 1:
-        return ops.cast(y_true, "float32")
-    return ops.one_hot(ops.cast(ops.squeeze(y_true, -1), "int32"), num_classes)
+        return ops.cast(y_true[..., :1], "float32")
+    return ops.one_hot(ops.cast(y_true[..., 0], "int32"), num_classes)
 
 
 def soft_dice(y_true, y_pred, smooth: float = 1.0):
@@ -26,13 +28,15 @@ def soft_dice(y_true, y_pred, smooth: float = 1.0):
 class SegmentationLoss(keras.losses.Loss):
     """kind: dice (1 - Dice: the seed's -Dice shifted to be >= 0, same gradient), bce, or bce_dice
     (bce_weight * cross-entropy + dice_weight * (1 - Dice)). Several classes use categorical
-    cross-entropy and the mean Dice over classes."""
+    cross-entropy and the mean Dice over classes. With `pixel_weights`, the targets carry each
+    pixel's cross-entropy weight as a second channel (the U-Net paper's weight map)."""
 
     def __init__(self, kind="dice", num_classes=1, bce_weight=1.0, dice_weight=1.0, smooth=1.0,
-                 name="segmentation_loss", **kwargs):
+                 pixel_weights=False, name="segmentation_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.kind, self.num_classes = kind, num_classes
         self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
+        self.pixel_weights = pixel_weights
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
@@ -40,7 +44,8 @@ class SegmentationLoss(keras.losses.Loss):
         total = 0.0
         if self.kind in ("bce", "bce_dice"):
             weight = self.bce_weight if self.kind == "bce_dice" else 1.0
-            total = total + weight * cross_entropy(target, y_pred, self.num_classes)
+            pixels = ops.cast(y_true[..., 1], "float32") if self.pixel_weights else None
+            total = total + weight * cross_entropy(target, y_pred, self.num_classes, pixels)
         if self.kind in ("dice", "bce_dice"):
             weight = self.dice_weight if self.kind == "bce_dice" else 1.0
             total = total + weight * (1.0 - ops.mean(soft_dice(target, y_pred, self.smooth)))
@@ -48,7 +53,8 @@ class SegmentationLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "num_classes": self.num_classes,
-                "bce_weight": self.bce_weight, "dice_weight": self.dice_weight, "smooth": self.smooth}
+                "bce_weight": self.bce_weight, "dice_weight": self.dice_weight, "smooth": self.smooth,
+                "pixel_weights": self.pixel_weights}
 
 
 def replicas_in_sync() -> int:
@@ -64,10 +70,13 @@ def replicas_in_sync() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-def cross_entropy(target, y_pred, num_classes: int):
+def cross_entropy(target, y_pred, num_classes: int, pixel_weights=None):
+    """Mean over the pixels of the cross-entropy, each pixel's times its weight if given (N, H, W)."""
     if num_classes == 1:
-        return ops.mean(keras.losses.binary_crossentropy(target, y_pred))
-    return ops.mean(keras.losses.categorical_crossentropy(target, y_pred))
+        per_pixel = keras.losses.binary_crossentropy(target, y_pred)
+    else:
+        per_pixel = keras.losses.categorical_crossentropy(target, y_pred)
+    return ops.mean(per_pixel if pixel_weights is None else per_pixel * pixel_weights)
 
 
 def hard_predictions(y_pred, num_classes: int):

@@ -19,6 +19,11 @@ def model_target(preprocessing: dict) -> str:
     return preprocessing.get("target", "binary" if preprocessing["num_classes"] == 1 else "classes")
 
 
+def model_gap(preprocessing: dict) -> int:
+    """For the weighted target, the px a side of the gap it leaves between touching objects."""
+    return preprocessing.get("gap_width", 0)
+
+
 def read_preprocessing(model_path) -> dict:
     path = Path(model_path).parent / "preprocessing.json"
     try:

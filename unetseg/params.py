@@ -34,13 +34,16 @@ class Data(Section):
     num_classes: int = Field(1, ge=1, le=255)
     channels: Literal["auto", 1, 3] = "auto"
     mask_type: Literal["auto", "semantic", "instances"] = "auto"
-    target: Literal["auto", "binary", "boundary"] = "auto"
+    target: Literal["auto", "binary", "boundary", "weighted"] = "auto"
     boundary_width: int = Field(2, ge=1, le=16)
+    border_weight: float = Field(10.0, ge=0)   # the weighted target's w0
+    border_sigma: float = Field(5.0, gt=0)     # ... and its sigma, px
 
     @model_validator(mode="after")
     def _instances_are_one_class(self):
-        if self.num_classes > 1 and (self.mask_type == "instances" or self.target == "boundary"):
-            raise ValueError("instance masks and the boundary target need num_classes: 1 (objects of one class)")
+        if self.num_classes > 1 and (self.mask_type == "instances" or self.target in ("boundary", "weighted")):
+            raise ValueError("instance masks and the boundary and weighted targets need num_classes: 1 "
+                             "(objects of one class)")
         return self
 
 
@@ -83,8 +86,8 @@ class Prepare(Section):
 
 
 class Plan(Section):
-    train_minutes: float = Field(22.0, gt=0)
-    gflops: float = Field(90.0, gt=0)
+    train_minutes: float = Field(20.0, gt=0)
+    gflops: float = Field(120.0, gt=0)
 
 
 class Extract(Section):
@@ -179,8 +182,8 @@ class Predict(Section):
     batch_size: int = Field(8, ge=1, description="tiles per model call")
     tta: bool = Field(True, description="average the predictions of the four flips")
     threshold: float = Field(0.5, gt=0, lt=1, description="foreground where its probability is at least this")
-    seed_threshold: auto_or(float, gt=0, lt=1) = Field("auto", description="boundary target: objects grow from "
-                                                       "regions where p(interior) is at least this; auto: "
+    seed_threshold: auto_or(float, gt=0, lt=1) = Field("auto", description="boundary and weighted targets: objects "
+                                                       "grow from regions where p(interior), or p(foreground), is at least this; auto: "
                                                        "chosen on the validation images, 0.5 for new images")
     prob_dtype: Literal["uint8", "float16"] = Field("uint8", description="probability maps as p*255 PNG/npy "
                                                     "(uint8) or float16 .npy")

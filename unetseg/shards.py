@@ -1,6 +1,7 @@
 """Patch storage between stages: a few large uncompressed .npy shards plus a JSON manifest.
 
-A directory holds `images-00000.npy` (N, P, P, C) float32, `masks-00000.npy` (N, P, P) uint8 and
+A directory holds `images-00000.npy` (N, P, P, C) float32, `masks-00000.npy` (N, P, P) uint8, for
+the weighted target `weights-00000.npy` (N, P, P) float16 (the loss weight of each mask pixel), and
 `manifest.json`. Shards are memory-mappable, so readers never need the whole set in memory. The
 manifest's `sources` says which image each patch came from, as runs [image index, patch count] in
 patch order, so a reader can weigh images rather than patches.
@@ -15,15 +16,17 @@ import numpy as np
 from unetseg.errors import UserError
 
 MANIFEST = "manifest.json"
+KINDS = ("images", "masks", "weights")  # the files of a shard, in the order readers hand them out
 
 
 class ShardWriter:
     """Buffers patches and writes them out shard by shard; memory is bounded by `shard_size`."""
 
-    def __init__(self, directory, patch_size: int, channels: int, shard_size: int):
+    def __init__(self, directory, patch_size: int, channels: int, shard_size: int, weights: bool = False):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.patch_size, self.channels, self.shard_size = patch_size, channels, shard_size
+        self.weighted = weights
         self.shards: list[dict] = []
         self.count = 0
         self.foreground = 0
@@ -34,11 +37,14 @@ class ShardWriter:
         size = self.patch_size
         self._images = np.empty((self.shard_size, size, size, self.channels), np.float32)
         self._masks = np.empty((self.shard_size, size, size), np.uint8)
+        self._weights = np.empty((self.shard_size, size, size), np.float16) if self.weighted else None
         self._filled = 0
 
-    def add(self, images: np.ndarray, masks: np.ndarray, source: int) -> None:
+    def add(self, images: np.ndarray, masks: np.ndarray, source: int, weights: np.ndarray | None = None) -> None:
         """Append a batch cut from image number `source`: images (n, P, P, C) float, masks (n, P, P)
-        integer class ids."""
+        integer class ids, and for a writer of weights their (n, P, P) loss weights."""
+        if self.weighted != (weights is not None):
+            raise ValueError("weights go with a ShardWriter(weights=True), and only there")
         images = images.reshape(len(images), self.patch_size, self.patch_size, self.channels)
         if self.sources and self.sources[-1][0] == source:
             self.sources[-1][1] += len(images)
@@ -49,6 +55,8 @@ class ShardWriter:
             n = min(self.shard_size - self._filled, len(images) - start)
             self._images[self._filled:self._filled + n] = images[start:start + n]
             self._masks[self._filled:self._filled + n] = masks[start:start + n]
+            if self.weighted:
+                self._weights[self._filled:self._filled + n] = weights[start:start + n]
             self._filled += n
             start += n
             if self._filled == self.shard_size:
@@ -61,6 +69,9 @@ class ShardWriter:
         names = {"images": f"images-{index:05d}.npy", "masks": f"masks-{index:05d}.npy"}
         np.save(self.directory / names["images"], self._images[: self._filled])
         np.save(self.directory / names["masks"], self._masks[: self._filled])
+        if self.weighted:
+            names["weights"] = f"weights-{index:05d}.npy"
+            np.save(self.directory / names["weights"], self._weights[: self._filled])
         self.shards.append({**names, "count": self._filled})
         self.count += self._filled
         self.foreground += int(np.count_nonzero(self._masks[: self._filled]))
@@ -79,6 +90,7 @@ class ShardWriter:
             "foreground_fraction": self.foreground / pixels if pixels else 0.0,
             "shards": self.shards,
             "sources": self.sources,
+            **({"weights": True} if self.weighted else {}),
             **extra,
         }
         (self.directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -99,12 +111,12 @@ def patch_sources(manifest: dict) -> np.ndarray:
 
 
 def iter_shards(directory, mmap: bool = True):
-    """Yield (images, masks) per shard, memory-mapped by default."""
+    """Yield (images, masks) per shard, or (images, masks, weights) where the shards hold weights;
+    memory-mapped by default."""
     directory = Path(directory)
     mode = "r" if mmap else None
     for shard in read_manifest(directory)["shards"]:
-        yield (np.load(directory / shard["images"], mmap_mode=mode),
-               np.load(directory / shard["masks"], mmap_mode=mode))
+        yield tuple(np.load(directory / shard[kind], mmap_mode=mode) for kind in KINDS if kind in shard)
 
 
 class PatchFile:
@@ -143,8 +155,8 @@ class PatchFile:
                 out[row] = patch
 
 
-def patch_files(directory) -> list[tuple[PatchFile, PatchFile]]:
-    """(images, masks) readers per shard, in manifest order."""
+def patch_files(directory) -> list[tuple[PatchFile, ...]]:
+    """(images, masks) readers per shard, in manifest order; (images, masks, weights) with weights."""
     directory = Path(directory)
-    return [(PatchFile(directory / shard["images"]), PatchFile(directory / shard["masks"]))
+    return [tuple(PatchFile(directory / shard[kind]) for kind in KINDS if kind in shard)
             for shard in read_manifest(directory)["shards"]]

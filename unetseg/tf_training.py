@@ -99,13 +99,13 @@ def as_dataset(batches: ShardBatches, endless: bool = False, readers: int = tf.d
     order; prefetched; sharded by data across workers. One epoch (Keras then restarts it at the
     same batches, as validation wants), or with `endless` the whole stream (give `fit` the
     `steps_per_epoch`; epochs then carry on through it)."""
-    size, channels = batches.patch_size, batches.channels
+    size, channels, targets = batches.patch_size, batches.channels, batches.target_channels
     steps = tf.data.Dataset.counter() if endless else tf.data.Dataset.range(len(batches))
 
     def read(step):
         images, masks = tf.numpy_function(batches.batch, [step], (tf.float32, tf.float32), stateful=False)
         return (tf.ensure_shape(images, (None, size, size, channels)),
-                tf.ensure_shape(masks, (None, size, size, 1)))
+                tf.ensure_shape(masks, (None, size, size, targets)))
 
     dataset = steps.map(read, num_parallel_calls=readers, deterministic=True).prefetch(2)
     options = tf.data.Options()

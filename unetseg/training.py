@@ -25,7 +25,8 @@ class ShardBatches:
     cases): a large image cut into 50 patches then counts as much as a small one cut into 1. Each batch reads just its own patches from the
     shard files, wherever they are, so the dataset need not fit in memory. (Shuffling within a
     shard only would fill a batch with patches of the few images that shard came from.) With
-    `flips`, each patch is also flipped at random along each axis. Masks come as (N, P, P, 1).
+    `flips`, each patch is also flipped at random along each axis. Masks come as (N, P, P, 1), or
+where the shards hold loss weights (the weighted target) as (N, P, P, 2): the mask, then its weights.
 
     `batch(step)` gives any batch of the stream directly, so several threads can read batches in
     parallel, and a reader that restarts (as Keras does after peeking at one batch under a
@@ -38,11 +39,12 @@ class ShardBatches:
         self.shuffle, self.flips = shuffle, flips
         manifest = read_manifest(directory)
         self.count, self.patch_size, self.channels = manifest["count"], manifest["patch_size"], manifest["channels"]
+        self.target_channels = 2 if manifest.get("weights") else 1
         self.weights = image_balanced_weights(patch_sources(manifest)) if per_image else None
         self.batches_per_pass = math.ceil(self.count / batch_size)
         self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
         self._files = patch_files(directory)
-        sizes = [len(masks) for _, masks in self._files]
+        sizes = [len(files[1]) for files in self._files]
         self._shard_of = np.repeat(np.arange(len(sizes)), sizes)
         self._index_in_shard = np.concatenate([np.arange(size) for size in sizes]) if sizes else np.empty(0, int)
         self._passes, self._lock, self._epochs_served = {}, threading.Lock(), 0
@@ -86,16 +88,15 @@ class ShardBatches:
 
     def _read(self, picks: np.ndarray, flips: np.ndarray | None):
         """The picked patches in pick order, with one read per patch straight into the batch."""
-        images_file, masks_file = self._files[0]
-        images = np.empty((len(picks), *images_file.shape[1:]), np.float32)
-        masks = np.empty((len(picks), *masks_file.shape[1:]), np.uint8)
+        outs = [np.empty((len(picks), *file.shape[1:]), file.dtype) for file in self._files[0]]
         shard_of, index_in_shard = self._shard_of[picks], self._index_in_shard[picks]
         for shard in np.unique(shard_of):
             rows = np.flatnonzero(shard_of == shard)
             row_flips = None if flips is None else flips[rows]
-            for file, out in zip(self._files[shard], (images, masks)):
+            for file, out in zip(self._files[shard], outs):
                 file.read_into(out, rows, index_in_shard[rows], row_flips)
-        return images, masks[..., None].astype(np.float32)
+        images, *targets = outs
+        return images.astype(np.float32, copy=False), np.stack(targets, axis=-1).astype(np.float32)
 
 
 def compiled_unet(params, plan: dict, channels: int, classes: int, precision: str = "float32") -> keras.Model:
@@ -106,7 +107,8 @@ def compiled_unet(params, plan: dict, channels: int, classes: int, precision: st
     m, t = params.model, params.train
     model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
                        m.dropout, m.upsampling)
-    loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth)
+    loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth,
+                            pixel_weights=params.data.target == "weighted")
     metrics = [OverlapMetric("dice", classes), OverlapMetric("iou", classes)]
     total_steps = plan["train.epochs"] * plan["train.steps_per_epoch"]
     schedule = learning_rate_schedule(t.lr_schedule, t.learning_rate, total_steps, t.warmup_fraction)
