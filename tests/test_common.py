@@ -91,16 +91,23 @@ def write_to_a_full_disk(path):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+def numpy_on_a_full_disk(path):
+    """What np.save raised when a DSB2018 run filled this machine's disk: no errno, a message only."""
+    path.write_bytes(b"part")
+    raise OSError("Not enough free space to write 201326592 bytes after offset 128")
+
+
+@pytest.mark.parametrize("full", [write_to_a_full_disk, numpy_on_a_full_disk])
 @pytest.mark.parametrize("writer", ["file", "dir"])
-def test_a_full_disk_is_named_and_leaves_nothing(tmp_path, writer):
+def test_a_full_disk_is_named_and_leaves_nothing(tmp_path, writer, full):
     target = tmp_path / "out" / "m.npy"
     with pytest.raises(UserError, match=r"out/m\.npy: no space left on the device while writing it \(\d+ MiB free\)"):
         if writer == "file":
             with atomic_file(target) as tmp:
-                write_to_a_full_disk(tmp)
+                full(tmp)
         else:
             with atomic_dir(target) as tmp:
-                write_to_a_full_disk(tmp / "part.npy")
+                full(tmp / "part.npy")
     assert not list((tmp_path / "out").iterdir())
 
 

@@ -5,6 +5,13 @@ import sys
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # errnos of a full disk, or of a full quota
+# numpy's np.save reports a short write with one of these and no errno
+NUMPY_SHORT_WRITE = ("requested and", "Not enough free space to write")
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """A full disk or quota, as the OS reports it (ENOSPC, EDQUOT) or as numpy does (a message only)."""
+    return exc.errno in DISK_FULL or (exc.errno is None and any(text in str(exc) for text in NUMPY_SHORT_WRITE))
 
 
 class UserError(Exception):
@@ -17,7 +24,7 @@ def exit_on_user_error(main, argv) -> None:
     try:
         main(argv)
     except (UserError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in DISK_FULL:
+        if isinstance(exc, OSError) and not is_disk_full(exc):
             raise
         from tqdm import tqdm
 

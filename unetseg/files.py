@@ -5,7 +5,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from unetseg.errors import DISK_FULL, UserError
+from unetseg.errors import UserError, is_disk_full
 
 
 @contextmanager
@@ -46,7 +46,7 @@ def disk_full_named(path: Path):
     try:
         yield
     except OSError as exc:
-        if exc.errno not in DISK_FULL and "requested and" not in str(exc):  # numpy's short-write message
+        if not is_disk_full(exc):
             raise
         where = shutil.disk_usage(path.parent if path.parent.exists() else ".")
         raise UserError(f"{path}: no space left on the device while writing it ({where.free / 2**20:.0f} MiB "

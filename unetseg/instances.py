@@ -35,7 +35,7 @@ MAJORITY = 0.5  # a piece "belongs" to an object when more than this share of it
 
 def resolve_target(target: str, num_classes: int, mask_type: str) -> str:
     """data.target with auto resolved: boundary for instance masks, binary for binary masks, and
-    classes (one channel per class) for several classes. (binary, boundary or weighted otherwise.)"""
+    classes (one channel per class) for several classes; a target named in params as named."""
     if num_classes > 1:
         return "classes"
     if target == "auto":
@@ -76,8 +76,9 @@ def border_weights(labels: np.ndarray, foreground: np.ndarray, w0: float, sigma:
     w_c balances the classes of `foreground`: 1 / (number of classes present · the class's share of
     the pixels), so each class weighs the same in total and the mean of w_c is 1. The border term
     applies to background pixels, d1 and d2 being their distances to the nearest and second-nearest
-    object (the objects of `labels` within `foreground`); it fades below 1e-3 beyond d1 + d2 = 4σ
-    (with w0 = 10), so distances are only computed that far around each object.
+    object (the objects of `labels` within `foreground`). Once the second-nearest object is over 4σ
+    away the term is under w0·e⁻⁸ (0.003 for w0 = 10), so distances are only computed that far
+    around each object.
     """
     background = foreground == 0
     share = background.mean()

@@ -26,7 +26,7 @@ class ShardBatches:
     shard files, wherever they are, so the dataset need not fit in memory. (Shuffling within a
     shard only would fill a batch with patches of the few images that shard came from.) With
     `flips`, each patch is also flipped at random along each axis. Masks come as (N, P, P, 1), or
-where the shards hold loss weights (the weighted target) as (N, P, P, 2): the mask, then its weights.
+    where the shards hold loss weights (the weighted target) as (N, P, P, 2): mask, then weights.
 
     `batch(step)` gives any batch of the stream directly, so several threads can read batches in
     parallel, and a reader that restarts (as Keras does after peeking at one batch under a
