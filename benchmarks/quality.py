@@ -7,6 +7,9 @@
     python benchmarks/quality.py dsb2018 --masks labels --mask-type instances   # objects: boundary target
     python benchmarks/quality.py synthetic --set data.target=weighted    # a variant (..._target-weighted.json)
 
+A DSB2018 run needs about 30 GB of scratch disk (the patch shards and the DVC cache's copies);
+--keep leaves it all in place.
+
 Only data.images, data.masks, data.mask_type (and for DSB2018 the 70/10/20 split fractions) are set,
 plus what --set names. Writes test Dice and IoU, the object scores, the trivial baselines, the chosen
 plan and the wall time of `dvc repro` to
