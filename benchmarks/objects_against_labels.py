@@ -4,29 +4,30 @@
     python benchmarks/objects_against_labels.py /tmp/quality_dsb2018_XXXX ../shared/datasets/dsb2018/labels
 
 A run on binary masks scores its objects against the masks' connected components, which merge every
-pair of touching nuclei on both sides. This matches the run's predicted objects (`data/predictions/
-<stem>_instances.png`) of its test images with the label image of the same name in LABELS instead, so
-that a binary run and an instance-target run are scored against the same objects. Writes
-benchmarks/results/<name>.json (default: quality_dsb2018_binary_vs_labels).
+pair of touching nuclei on both sides. This scores the run's test predictions (`data/predictions`,
+objects from `<stem>_instances.png`) with `unetseg evaluate`'s code against the label images of the
+same images in LABELS instead, so that a binary run and an instance-target run are scored against the
+same objects. Writes benchmarks/results/<name>.json (default: quality_dsb2018_binary_vs_labels).
 """
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from common import write_results
-from unetseg.imageio import IMAGE_SUFFIXES
-from unetseg.instances import evaluate_instances, headline, summarize_instances
+from unetseg.dataset import list_images
+from unetseg.scoring import score_folders
 
 
-def label_image(folder: Path, stem: str) -> np.ndarray:
-    matches = [path for path in folder.glob(f"{stem}.*") if path.suffix.lower() in IMAGE_SUFFIXES]
-    if len(matches) != 1:
-        raise SystemExit(f"{folder}: expected one label image named {stem}.*, found {len(matches)}")
-    return np.asarray(Image.open(matches[0])).astype(np.int64)
+def test_labels(run: Path, labels: Path, folder: Path) -> Path:
+    """`folder` filled with links, named by the run's test stems, to their label images in `labels`."""
+    manifest = json.loads((run / "data/prepared/manifest.json").read_text())
+    by_stem = list_images(labels, "LABELS")
+    for stem in manifest["splits"]["test"]:
+        source = by_stem[Path(manifest["images"][stem]["image"]).stem]
+        (folder / f"{stem}{source.suffix}").symlink_to(source.resolve())
+    return folder
 
 
 def main() -> None:
@@ -35,17 +36,13 @@ def main() -> None:
     parser.add_argument("labels", type=Path, help="folder of instance label images, named as the run's images")
     parser.add_argument("--name", default="quality_dsb2018_binary_vs_labels")
     args = parser.parse_args()
-    manifest = json.loads((args.run / "data/prepared/manifest.json").read_text())
-    per_image = []
-    for stem in manifest["splits"]["test"]:
-        source = Path(manifest["images"][stem]["image"]).stem
-        predicted = np.asarray(Image.open(args.run / "data/predictions" / f"{stem}_instances.png")).astype(np.int64)
-        per_image.append(evaluate_instances(label_image(args.labels, source), predicted))
+    with tempfile.TemporaryDirectory() as folder:
+        scores = score_folders(args.run / "data/predictions", test_labels(args.run, args.labels, Path(folder)))
     metrics = json.loads((args.run / "reports/metrics.json").read_text())
     write_results(args.name, {
         "run_target": json.loads((args.run / "models/preprocessing.json").read_text()).get("target"),
-        "test_images": len(per_image),
-        "against_labels": headline(summarize_instances(per_image)),
+        "test_images": scores["images"],
+        "against_labels": scores["instances"],
         "against_the_runs_own_truth": {key: metrics["instances"][key] for key in
                                        ("truth_objects", "objects_true", "ap_50", "f1_50", "merges", "splits")},
     })
