@@ -63,11 +63,14 @@ def separated_foreground(labels: np.ndarray, width: int) -> np.ndarray:
     """(H, W) uint8 0/1: the objects, less every object pixel within `width` px (in the
     (2·width+1)² square around it) of another object, so that touching objects are parted by a
     background gap 2·width px wide."""
-    size = 2 * width + 1
-    others_as_high = np.where(labels > 0, labels, np.iinfo(np.int32).max).astype(np.int32)
-    alone = ((ndimage.minimum_filter(others_as_high, size, mode="nearest") == labels)
-             & (ndimage.maximum_filter(labels, size, mode="nearest") == labels))
-    return ((labels > 0) & alone).astype(np.uint8)
+    return ((labels > 0) & ~several_objects_near(labels, 2 * width + 1)).astype(np.uint8)
+
+
+def several_objects_near(labels: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) bool: the size x size square around the pixel holds two or more object ids."""
+    background_as_high = np.where(labels > 0, labels, np.iinfo(labels.dtype).max)
+    return (ndimage.minimum_filter(background_as_high, size, mode="nearest")
+            < ndimage.maximum_filter(labels, size, mode="nearest"))
 
 
 def border_weights(labels: np.ndarray, foreground: np.ndarray, w0: float, sigma: float) -> np.ndarray:
@@ -138,9 +141,7 @@ def fill_gaps(labels: np.ndarray, width: int) -> np.ndarray:
     if width <= 0:
         return labels
     grown = expand_labels(labels, width)
-    size = 2 * width + 1
-    others_as_high = np.where(grown > 0, grown, np.iinfo(np.int32).max)
-    meets = ndimage.minimum_filter(others_as_high, size, mode="nearest") < ndimage.maximum_filter(grown, size, mode="nearest")
+    meets = several_objects_near(grown, 2 * width + 1)
     return np.where((labels == 0) & (grown > 0) & meets, grown, labels)
 
 
