@@ -1,7 +1,7 @@
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from unetseg.synthetic import ellipse, smooth_field, synthesize_dataset
+from unetseg.synthetic import ellipse, paint_nucleus, smooth_field, synthesize_dataset
 
 
 def dice(a, b):
@@ -57,3 +57,11 @@ def test_ellipse_and_smooth_field():
     assert disc[10, 10] and not disc[0, 0] and abs(disc.sum() - np.pi * 25) < 10
     field = smooth_field(np.random.default_rng(0), (30, 40), 10.0)
     assert field.shape == (30, 40) and field.min() == 0 and np.isclose(field.max(), 1)
+
+
+def test_where_nuclei_overlap_the_label_is_the_one_the_image_shows():
+    signal, labels = np.zeros((1, 6), np.float32), np.zeros((1, 6), np.int32)
+    paint_nucleus(signal, labels, np.array([[0.9, 0.8, 0.7, 0.6, 0, 0]], np.float32), 1)
+    paint_nucleus(signal, labels, np.array([[0, 0, 0.5, 0.7, 0.9, 0]], np.float32), 2)  # dimmer one, after
+    assert labels.tolist() == [[1, 1, 1, 2, 2, 0]]
+    assert np.allclose(signal, [[0.9, 0.8, 0.7, 0.7, 0.9, 0]])

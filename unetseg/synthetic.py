@@ -55,18 +55,27 @@ def nucleus_centres(rng, shape, count: int) -> list[tuple[np.ndarray, np.ndarray
 
 def draw_nuclei(rng, shape, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(signal, labels): nuclei of varied brightness with a little internal texture; labels gives
-    each nucleus its id 1..count (where two overlap, the later one's). A nucleus is brightest in
-    its centre, as a stained ellipsoid seen through its thickness, so touching ones show a valley."""
+    each nucleus its id 1..count. A nucleus is brightest in its centre, as a stained ellipsoid seen
+    through its thickness, so touching ones show a valley. Where two overlap, the image shows the
+    brighter of the two there, and the label is that one's, so labels follow what the image shows."""
     signal = np.zeros(shape, np.float32)
     labels = np.zeros(shape, np.int32)
     for index, (centre, radii, angle) in enumerate(nucleus_centres(rng, shape, count), start=1):
         radius2 = squared_radius(shape, centre, radii, angle)
         inside = radius2 <= 1.0
-        dome = RIM + (1 - RIM) * np.sqrt(1 - radius2[inside])
-        signal[inside] = np.maximum(signal[inside], rng.uniform(*BRIGHTNESS) * dome)
-        labels[inside] = index
+        dome = np.zeros(shape, np.float32)
+        dome[inside] = rng.uniform(*BRIGHTNESS) * (RIM + (1 - RIM) * np.sqrt(1 - radius2[inside]))
+        paint_nucleus(signal, labels, dome, index)
     texture = 1.0 + 0.15 * (smooth_field(rng, shape, 4.0) - 0.5)
     return signal * texture, labels
+
+
+def paint_nucleus(signal: np.ndarray, labels: np.ndarray, dome: np.ndarray, index: int) -> None:
+    """Add a nucleus (its brightness `dome`, 0 outside it) in place: where it is brighter than what is
+    there, the image shows it and the label is `index`."""
+    shown = dome > signal
+    signal[shown] = dome[shown]
+    labels[shown] = index
 
 
 def draw_distractors(rng, shape) -> np.ndarray:
