@@ -9,6 +9,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 NAMES = {"synthetic": "synthetic (shipped default)",
          "synthetic_target-weighted": "synthetic, `data.target: weighted`",
+         "synthetic_boundary_width-3": "synthetic, `data.boundary_width: 3`",
          "synthetic_target-weighted_boundary_width-1": "synthetic, weighted, `boundary_width: 1`",
          "inverted": "synthetic, masks inverted", "sparse": "synthetic, 1–2 nuclei per image",
          "dsb2018": "DSB2018 nuclei", "dsb2018_instances": "DSB2018 nuclei, instance labels",
