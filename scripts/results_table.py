@@ -12,7 +12,9 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "synthetic_boundary_width-3": "synthetic, `data.boundary_width: 3`",
          "synthetic_target-weighted_boundary_width-1": "synthetic, weighted, `boundary_width: 1`",
          "inverted": "synthetic, masks inverted", "sparse": "synthetic, 1–2 nuclei per image",
-         "dsb2018": "DSB2018 nuclei", "dsb2018_instances": "DSB2018 nuclei, instance labels",
+         "dsb2018": "DSB2018 nuclei", "dsb2018_patch-256": "DSB2018 nuclei, patch 256 (the previous plan)",
+         "dsb2018_instances": "DSB2018 nuclei, instance labels",
+         "dsb2018_instances_patch-256": "DSB2018 nuclei, instance labels, patch 256 (the previous plan)",
          "dsb2018_instances_target-weighted_boundary_width-1": "DSB2018 nuclei, instance labels, weighted, `boundary_width: 1`"}
 ORDER = list(NAMES)
 

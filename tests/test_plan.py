@@ -10,12 +10,11 @@ from unetseg.plan import (count_patches, dataset_fingerprint, describe, image_fi
 from unetseg.unet import build_unet
 
 
-def fingerprint(shape=(512, 512), count=20, foreground=0.1, channels=1, num_classes=1, val=4):
+def fingerprint(shape=(512, 512), count=20, foreground=0.1, channels=1, num_classes=1, val=4, radius=10):
     """A training set of `count` images of `shape` whose masks hold `foreground` of the pixels as discs."""
     height, width = shape
     mask = np.zeros(shape, np.uint8)
     rows, cols = np.ogrid[:height, :width]
-    radius = 10
     centres = [(y, x) for y in range(radius, height - radius, 3 * radius) for x in range(radius, width - radius, 3 * radius)]
     for y, x in centres:
         if mask.mean() >= foreground:
@@ -32,12 +31,12 @@ def plan_for(fp, **sections):
     return make_plan(fp, parse_params(sections))
 
 
-def test_a_typical_dataset_gets_the_classic_network_on_large_patches():
-    plan = plan_for(fingerprint((512, 512)))
+def test_a_typical_dataset_gets_the_classic_network_and_small_patches_for_small_objects():
+    plan = plan_for(fingerprint((512, 512)))  # discs of 21 px across: 2x that is under the smallest patch
     values = plan["values"]
-    assert values["model.depth"] == 4 and values["extract.patch_size"] == 256
-    assert values["extract.stride"] == 128 and values["predict.tile_size"] == 512
-    assert values["train.batch_size"] == 4 and values["train.loss"] == "bce_dice"
+    assert values["model.depth"] == 4 and values["extract.patch_size"] == 128
+    assert values["extract.stride"] == 64 and values["predict.tile_size"] == 256
+    assert values["train.batch_size"] == 16 and values["train.loss"] == "bce_dice"
     assert values["extract.patch_size"] % 2 ** values["model.depth"] == 0
     assert set(plan["reasons"]) == set(values)
 
@@ -49,8 +48,15 @@ def test_tiny_images_get_a_shallower_network_and_a_patch_that_fits():
     assert values["train.batch_size"] == 32  # capped
 
 
-def test_huge_images_cap_the_patch():
-    values = plan_for(fingerprint((2048, 3072), count=2))["values"]
+def test_large_objects_get_patches_that_hold_two_of_them():
+    plan = plan_for(fingerprint((512, 512), radius=50))
+    assert plan["values"]["extract.patch_size"] == 208  # 2 x 99.94 px, rounded up to a multiple of 16
+    assert plan["values"]["train.batch_size"] == 6
+    assert "diameter (99.94 px, 95th percentile)" in plan["reasons"]["extract.patch_size"]
+
+
+def test_huge_images_and_objects_cap_the_patch():
+    values = plan_for(fingerprint((2048, 3072), count=2, radius=200))["values"]
     assert values["extract.patch_size"] == 256 and values["model.depth"] == 4
 
 
@@ -108,7 +114,7 @@ def test_pinned_values_override_the_plan_and_say_so():
 def test_a_pinned_size_that_the_planned_depth_cannot_halve_is_a_one_line_error():
     with pytest.raises(UserError, match=r"extract\.patch_size=200 must be divisible by 2\*\*model\.depth = 16"):
         plan_for(fingerprint(), extract={"patch_size": 200})
-    with pytest.raises(UserError, match=r"extract\.stride=300 must be <= the patch size \(256\)"):
+    with pytest.raises(UserError, match=r"extract\.stride=300 must be <= the patch size \(128\)"):
         plan_for(fingerprint(), extract={"stride": 300})
 
 
@@ -129,7 +135,7 @@ def test_describe_gives_one_line_per_value_and_the_estimate():
     lines = describe(plan)
     assert len(lines) == len(plan["values"]) + 1
     assert lines[-1].startswith("training ~ ")
-    assert any(line.startswith("extract.patch_size = 256: ") for line in lines)
+    assert any(line.startswith("extract.patch_size = 128: ") for line in lines)
 
 
 def test_fingerprint_counts_objects_and_classes():
