@@ -26,7 +26,7 @@ from unetseg.baselines import (BASELINES, baseline_predictions, baseline_scores,
                                is_constant, margin_over_best_baseline)
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask, write_png
-from unetseg.instances import (evaluate_instances, headline, labels_from_mask, scores_from_matches,
+from unetseg.instances import (UNMATCHED_CAUSES, evaluate_instances, headline, labels_from_mask, scores_from_matches,
                                split_and_merged_pixels, summarize_instances)
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, shown, summarize
 
@@ -79,6 +79,7 @@ def main(argv) -> None:
         print(f"evaluate: objects from {metrics['instances']['truth_objects']}: AP@0.5 "
               f"{metrics['instances']['ap_50']:.3f} (Otsu's connected components: {otsu_ap:.3f}), "
               f"F1@0.5 {metrics['instances']['f1_50']:.3f}")
+        print(f"evaluate: {unmatched_line(summary['unmatched_50'])}")
     metrics.update(training=training_summary(), baselines=scores, constant_predictions=constant,
                    margin_over_best_baseline=margin_over_best_baseline(pixels["dice"], baseline_dice),
                    **{key: value for key, value in pixels.items() if key not in SCORES})
@@ -168,7 +169,8 @@ def write_per_image(results: dict, objects: dict, num_classes: int) -> None:
             writer.writerow([stem, *scores, *counts, *object_row(objects.get(stem))])
 
 
-OBJECT_COLUMNS = ("objects_true", "objects_predicted", "ap_50", "f1_50", "rand_error", "merges", "splits")
+OBJECT_COLUMNS = ("objects_true", "objects_predicted", "ap_50", "f1_50", "rand_error", "merges", "splits",
+                  *UNMATCHED_CAUSES)
 
 
 def object_row(image: dict | None) -> list:
@@ -176,7 +178,17 @@ def object_row(image: dict | None) -> list:
         return [""] * len(OBJECT_COLUMNS)
     scores = scores_from_matches(**image["by_tau"][0.5])
     return [image["objects_true"], image["objects_predicted"], _fmt(scores["ap"]), _fmt(scores["f1"]),
-            _fmt(image["rand_error"]), image["merges"], image["splits"]]
+            _fmt(image["rand_error"]), image["merges"], image["splits"],
+            *(image["unmatched_50"][cause] for cause in UNMATCHED_CAUSES)]
+
+
+def unmatched_line(causes: dict) -> str:
+    """Where the unmatched objects at IoU 0.5 come from, so that a low AP points at what to change."""
+    return (f"unmatched at IoU 0.5: true objects merged with another {causes['fn_merged']}, split "
+            f"{causes['fn_split']}, missed {causes['fn_missed']}, outlined too differently {causes['fn_low_iou']}; "
+            f"predicted objects that merge several {causes['fp_merge']}, pieces of split objects "
+            f"{causes['fp_split_piece']}, on background {causes['fp_spurious']}, outlined too differently "
+            f"{causes['fp_low_iou']}")
 
 
 def write_threshold_sweep(sweep: dict) -> None:

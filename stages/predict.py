@@ -14,7 +14,7 @@ from stages.common import atomic_dir, load_stage_params, read_json, read_plan, r
 from unetseg.inference import keras, load_model, predict_probabilities, resolved_auto, write_prediction
 from unetseg.instances import MIN_SIZES, SEED_THRESHOLDS, best_postprocessing, postprocessing_scores
 from unetseg.modelfile import model_gap, model_target, read_preprocessing
-from unetseg.params import Params, with_predict
+from unetseg.params import OBJECT_TARGETS, Params, with_predict
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
 POSTPROCESS = "postprocess.json"  # what predict chose on the validation images
@@ -26,7 +26,7 @@ def main(argv) -> None:
     model, preprocessing = load_model(MODEL), read_preprocessing(MODEL)
     target, gap = model_target(preprocessing), model_gap(preprocessing)
     splits = read_json(PREPARED / "manifest.json")["splits"]
-    choice = choose_postprocessing(model, splits["val"], params, target, gap) if target in ("boundary", "weighted") else {}
+    choice = choose_postprocessing(model, splits["val"], params, target, gap) if target in OBJECT_TARGETS else {}
     params = with_predict(params, resolved_auto(params.predict, choice))
     with atomic_dir(OUT) as out:
         for stem in tqdm(splits["test"], desc="predict"):

@@ -19,7 +19,6 @@ from dvclive import Live  # noqa: E402
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json  # noqa: E402
 from unetseg.instances import output_classes, resolve_target  # noqa: E402
-from unetseg.shards import read_manifest  # noqa: E402
 from unetseg.tf_training import (as_dataset, choose_strategy, fit_ready, is_chief, make_strategy,  # noqa: E402
                                  precision_here, set_determinism)
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
@@ -84,17 +83,18 @@ def main(argv) -> None:
         keep_best.restore()
         save_model(computing_in_float32(model), models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
-        gap = {"gap_width": read_manifest(VAL)["gap_width"]} if target == "weighted" else {}
+        gap = {"gap_width": val.manifest["gap_width"]} if target == "weighted" else {}
         write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target, **gap})
     if chief:
-        write_summary(model, keep_best, len(history.history["loss"]), wall, len(train) * batch, devices, target,
+        one_channel = target in ("binary", "weighted")  # the all-foreground baseline needs a foreground channel
+        baseline = all_foreground_dice(val.manifest["foreground_fraction"]) if one_channel else None
+        write_summary(model, keep_best, baseline, len(history.history["loss"]), wall, len(train) * batch, devices,
                       precision)
 
 
-def write_summary(model, keep_best: KeepBest, epochs_run: int, wall: float, patches_per_epoch: int,
-                  devices: list[str], target: str, precision: str) -> None:
-    baseline = (all_foreground_dice(read_manifest(VAL)["foreground_fraction"])
-                if target in ("binary", "weighted") else None)
+def write_summary(model, keep_best: KeepBest, baseline: float | None, epochs_run: int, wall: float,
+                  patches_per_epoch: int, devices: list[str], precision: str) -> None:
+    """reports/train.json; `baseline`: the all-foreground Dice on the validation patches, where one applies."""
     warning = collapse_warning(keep_best.best, baseline)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

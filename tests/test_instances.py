@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 
 from unetseg.augment import augment_patch
-from unetseg.instances import (TAUS, best_postprocessing, border_weights, boundary_classes, evaluate_instances,
-                               fill_gaps, labels_from_boundary, labels_from_mask, labels_from_probability, object_labels,
-                               postprocessing_scores, remove_small_instances, resolve_target, scores_from_matches,
-                               separated_foreground, split_and_merged_pixels, summarize_instances, weighted_target)
+from unetseg.instances import (TAUS, UNMATCHED_CAUSES, best_postprocessing, border_weights, boundary_classes,
+                               evaluate_instances, fill_gaps, labels_from_boundary, labels_from_mask,
+                               labels_from_probability, object_labels, postprocessing_scores, remove_small_instances,
+                               resolve_target, scores_from_matches, separated_foreground, split_and_merged_pixels,
+                               summarize_instances, weighted_target)
 from unetseg.params import Augment
 
 
@@ -24,6 +25,11 @@ def at(result, tau=0.5):
     return result["by_tau"][tau]
 
 
+def causes(**counts) -> dict:
+    """The unmatched objects per cause at IoU 0.5: `counts`, and 0 for every other cause."""
+    return {cause: counts.get(cause, 0) for cause in UNMATCHED_CAUSES}
+
+
 def test_perfect_prediction_scores_one_everywhere():
     result = evaluate_instances(TRUTH, TRUTH * 3)  # ids need not agree
     assert all(at(result, tau) == {"tp": 4, "fp": 0, "fn": 0, "iou_sum": 4.0} for tau in TAUS)
@@ -39,6 +45,7 @@ def test_a_merge_of_two_touching_objects():
     assert result["merges"] == 1 and result["splits"] == 0
     assert at(result) == {"tp": 2, "fp": 1, "fn": 2, "iou_sum": 2.0}  # the merged blob: IoU 36/84 with each
     assert scores_from_matches(**at(result))["ap"] == pytest.approx(2 / 5)
+    assert result["unmatched_50"] == causes(fn_merged=2, fp_merge=1)
     assert result["vi_merge"] > result["vi_split"]  # the blob's extra row of background splits a little
 
 
@@ -48,6 +55,7 @@ def test_a_split_object():
     result = evaluate_instances(TRUTH, prediction)
     assert result["splits"] == 1 and result["merges"] == 0
     assert at(result) == {"tp": 3, "fp": 3, "fn": 1, "iou_sum": 3.0}
+    assert result["unmatched_50"] == causes(fn_split=1, fp_split_piece=3)
     assert result["vi_split"] > 0 and result["vi_merge"] == pytest.approx(0, abs=1e-9)
 
 
@@ -55,6 +63,7 @@ def test_a_miss_and_an_extra_object():
     prediction = squares((2, 8, 2, 8), (2, 8, 8, 14), (12, 18, 12, 18), (0, 2, 16, 20))
     result = evaluate_instances(TRUTH, prediction)
     assert at(result) == {"tp": 3, "fp": 1, "fn": 1, "iou_sum": 3.0}
+    assert result["unmatched_50"] == causes(fn_missed=1, fp_spurious=1)
     scores = scores_from_matches(**at(result))
     assert scores["precision"] == scores["recall"] == scores["f1"] == 0.75 and scores["ap"] == 0.6
     assert scores["pq"] == pytest.approx(3 / (3 + 0.5 + 0.5))
@@ -67,6 +76,16 @@ def test_a_shrunken_object_matches_only_below_its_iou():
     result = evaluate_instances(TRUTH, prediction)
     assert at(result, 0.65)["tp"] == 4 and at(result, 0.7)["tp"] == 3
     assert scores_from_matches(**at(result))["mean_matched_iou"] == pytest.approx((3 + 2 / 3) / 4)
+    assert result["unmatched_50"] == causes()
+
+
+def test_an_object_found_but_outlined_too_differently():
+    prediction = TRUTH.copy()
+    prediction[prediction == 3] = 0
+    prediction[12:18, 15:20] = 3  # half of true object 3 and 12 px of background: IoU 18 / 48
+    result = evaluate_instances(TRUTH, prediction)
+    assert at(result)["tp"] == 3
+    assert result["unmatched_50"] == causes(fn_low_iou=1, fp_low_iou=1)
 
 
 def test_empty_images_both_ways():
@@ -79,6 +98,8 @@ def test_empty_images_both_ways():
     invented = evaluate_instances(empty, TRUTH)
     assert at(invented) == {"tp": 0, "fp": 4, "fn": 0, "iou_sum": 0.0}
     assert scores_from_matches(**at(missed))["ap"] == scores_from_matches(**at(invented))["ap"] == 0
+    assert nothing["unmatched_50"] == causes()
+    assert missed["unmatched_50"] == causes(fn_missed=4) and invented["unmatched_50"] == causes(fp_spurious=4)
 
 
 def test_counts_pool_over_images():
@@ -87,6 +108,7 @@ def test_counts_pool_over_images():
     assert summary["by_tau"][0.5]["ap"] == 0.5 and summary["by_tau"][0.5]["recall"] == 0.5
     assert summary["objects_true"] == 8 and summary["objects_predicted"] == 4
     assert summary["mean_ap"] == 0.5 and summary["rand_error"] == 0.5
+    assert summary["unmatched_50"] == causes(fn_missed=4)
 
 
 def test_boundary_target_by_hand():

@@ -42,11 +42,15 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert objects["truth_objects"] == "instance labels" and objects["objects_true"] > 0
     assert all(0 <= objects[key] <= 1 for key in ("ap_50", "ap_75", "mean_ap", "f1_50", "pq_50", "rand_error",
                                                   "otsu_components_ap_50"))
-    assert {"objects_true", "objects_predicted", "ap_50", "f1_50"} <= rows[0].keys()
+    assert {"objects_true", "objects_predicted", "ap_50", "f1_50", "fn_merged", "fp_spurious"} <= rows[0].keys()
     with open(tiny_run / "reports/instances.csv") as handle:
         by_tau = list(csv.DictReader(handle))
     assert [float(r["iou_threshold"]) for r in by_tau] == pytest.approx([0.5 + 0.05 * i for i in range(10)])
     assert float(by_tau[0]["ap"]) == pytest.approx(objects["ap_50"], abs=1e-6)
+    unmatched = objects["unmatched_50"]  # every unmatched object has one cause
+    assert sum(value for cause, value in unmatched.items() if cause.startswith("fn_")) == int(by_tau[0]["fn"])
+    assert sum(value for cause, value in unmatched.items() if cause.startswith("fp_")) == int(by_tau[0]["fp"])
+    assert sum(int(row["fn_merged"]) for row in rows) == unmatched["fn_merged"]
     chosen = json.loads((tiny_run / "data/predictions/postprocess.json").read_text())  # on the validation images
     assert objects["seed_threshold"] == chosen["predict.seed_threshold"] and len(chosen["validation_ap_50"]) == 13 * 9
     assert objects["min_object_size"] == chosen["predict.min_object_size"]

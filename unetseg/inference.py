@@ -16,7 +16,7 @@ from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
 from unetseg.instances import labels_from_mask, object_labels  # noqa: E402
 from unetseg.modelfile import model_gap, model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
-from unetseg.params import Params, Predict, with_predict  # noqa: E402
+from unetseg.params import OBJECT_TARGETS, Params, Predict, with_predict  # noqa: E402
 from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
 
@@ -101,7 +101,7 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
     (the weighted target's mask is its objects, the gaps between them closed: `gap` px a side).
     Each file appears whole or not at all; returns the files written."""
     cfg = params.predict
-    if target in ("boundary", "weighted"):
+    if target in OBJECT_TARGETS:
         instances = object_labels(probabilities, target, cfg.threshold, cfg.seed_threshold, cfg.min_object_size, gap)
     if target == "boundary":
         probabilities = 1.0 - probabilities[..., :1]

@@ -31,6 +31,8 @@ SEED_THRESHOLDS = (*TAUS, 0.97, 0.98, 0.99)
 MIN_SIZES = (0, 5, 10, 20, 40, 80, 120, 160, 240)  # pixels
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 MAJORITY = 0.5  # a piece "belongs" to an object when more than this share of its pixels lie in it
+UNMATCHED_CAUSES = ("fn_merged", "fn_split", "fn_missed", "fn_low_iou",
+                    "fp_merge", "fp_split_piece", "fp_spurious", "fp_low_iou")
 
 
 def resolve_target(target: str, num_classes: int, mask_type: str) -> str:
@@ -213,16 +215,21 @@ def iou_matrix(overlap: np.ndarray) -> np.ndarray:
     return np.divide(intersection, union, out=np.zeros(intersection.shape), where=union > 0)
 
 
+def matched_pairs(iou: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """(true object indices, predicted object indices) of the one-to-one matches at IoU >= tau."""
+    if not iou.size:
+        return np.zeros(0, int), np.zeros(0, int)
+    eligible = np.where(iou >= tau, iou, 0.0)
+    rows, cols = linear_sum_assignment(eligible, maximize=True)
+    keep = eligible[rows, cols] > 0
+    return rows[keep], cols[keep]
+
+
 def match_counts(iou: np.ndarray, tau: float) -> dict:
     """TP/FP/FN and the summed IoU of the matches at one threshold."""
-    if iou.size:
-        eligible = np.where(iou >= tau, iou, 0.0)
-        rows, cols = linear_sum_assignment(eligible, maximize=True)
-        matched = eligible[rows, cols][eligible[rows, cols] > 0]
-    else:
-        matched = np.zeros(0)
-    tp = int(matched.size)
-    return {"tp": tp, "fp": iou.shape[1] - tp, "fn": iou.shape[0] - tp, "iou_sum": float(matched.sum())}
+    rows, cols = matched_pairs(iou, tau)
+    tp = len(rows)
+    return {"tp": tp, "fp": iou.shape[1] - tp, "fn": iou.shape[0] - tp, "iou_sum": float(iou[rows, cols].sum())}
 
 
 def split_and_merged(overlap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,6 +239,28 @@ def split_and_merged(overlap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred_in_true = objects > MAJORITY * overlap.sum(axis=0)[None, 1:]
     true_in_pred = objects > MAJORITY * overlap.sum(axis=1)[1:, None]
     return pred_in_true.sum(axis=1) >= 2, true_in_pred.sum(axis=0) >= 2
+
+
+def unmatched_causes(overlap: np.ndarray, iou: np.ndarray, tau: float = 0.5) -> dict:
+    """Why each object found no match at `tau`, so that a low AP points at its cause. A true object:
+    merged (most of it lies in a predicted object that holds most of two or more true ones), split
+    (two or more predicted objects lie mostly in it), missed (most of it predicted background), else
+    low_iou (found, but outlined too differently). A predicted object: a merge (it holds most of two
+    or more true objects), a split_piece (it lies mostly in a split true object), spurious (most of
+    it is true background), else low_iou. Each object counts once, in the first cause that fits."""
+    split, merged = split_and_merged(overlap)
+    found = np.zeros(iou.shape, bool)
+    found[matched_pairs(iou, tau)] = True
+    true_area, pred_area = overlap.sum(axis=1)[1:], overlap.sum(axis=0)[1:]
+    objects = overlap[1:, 1:]
+    in_merge = (objects[:, merged] > MAJORITY * true_area[:, None]).any(axis=1)
+    in_split = (objects[split, :] > MAJORITY * pred_area[None, :]).any(axis=0)
+    true_causes = np.select([in_merge, split, overlap[1:, 0] > MAJORITY * true_area],
+                            ["fn_merged", "fn_split", "fn_missed"], "fn_low_iou")
+    pred_causes = np.select([merged, in_split, overlap[0, 1:] > MAJORITY * pred_area],
+                            ["fp_merge", "fp_split_piece", "fp_spurious"], "fp_low_iou")
+    unmatched = [*true_causes[~found.any(axis=1)], *pred_causes[~found.any(axis=0)]]
+    return {cause: unmatched.count(cause) for cause in UNMATCHED_CAUSES}
 
 
 def split_and_merged_pixels(truth: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,6 +282,7 @@ def evaluate_instances(truth: np.ndarray, prediction: np.ndarray, taus=TAUS) -> 
     return {"objects_true": iou.shape[0], "objects_predicted": iou.shape[1],
             "by_tau": {tau: match_counts(iou, tau) for tau in taus},
             "splits": int(split.sum()), "merges": int(merged.sum()),
+            "unmatched_50": unmatched_causes(overlap, iou),
             "rand_error": float(rand_error), "vi_split": float(vi_split), "vi_merge": float(vi_merge)}
 
 
@@ -279,6 +309,8 @@ def summarize_instances(per_image: list[dict], taus=TAUS) -> dict:
             "objects_predicted": sum(image["objects_predicted"] for image in per_image),
             "splits": sum(image["splits"] for image in per_image),
             "merges": sum(image["merges"] for image in per_image),
+            "unmatched_50": {cause: sum(image["unmatched_50"][cause] for image in per_image)
+                             for cause in UNMATCHED_CAUSES},
             "rand_error": mean("rand_error"), "vi_split": mean("vi_split"), "vi_merge": mean("vi_merge")}
 
 
@@ -289,5 +321,5 @@ def headline(summary: dict) -> dict:
                "f1_50": at[0.5]["f1"], "precision_50": at[0.5]["precision"], "recall_50": at[0.5]["recall"],
                "pq_50": at[0.5]["pq"], "matched_iou_50": at[0.5]["mean_matched_iou"],
                **{key: summary[key] for key in ("objects_true", "objects_predicted", "splits", "merges",
-                                                "rand_error", "vi_split", "vi_merge")}}
+                                                "unmatched_50", "rand_error", "vi_split", "vi_merge")}}
     return {key: round(value, 6) if isinstance(value, float) else value for key, value in numbers.items()}

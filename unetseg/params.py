@@ -14,6 +14,7 @@ class Section(BaseModel):
 
 
 Auto = Literal["auto"]  # "the plan stage decides" (unetseg/plan.py); a value pins the knob
+OBJECT_TARGETS = ("boundary", "weighted")  # the targets whose objects a seeded watershed parts
 
 
 def auto_or(kind, **limits):
@@ -41,7 +42,7 @@ class Data(Section):
 
     @model_validator(mode="after")
     def _instances_are_one_class(self):
-        if self.num_classes > 1 and (self.mask_type == "instances" or self.target in ("boundary", "weighted")):
+        if self.num_classes > 1 and (self.mask_type == "instances" or self.target in OBJECT_TARGETS):
             raise ValueError("instance masks and the boundary and weighted targets need num_classes: 1 "
                              "(objects of one class)")
         return self
@@ -180,7 +181,7 @@ class Predict(Section):
     overlap: float = Field(0.5, ge=0, lt=1, description="fraction of a tile shared with its neighbours")
     blend: Literal["gaussian", "constant"] = Field("gaussian", description="weighting of overlapping tiles")
     batch_size: int = Field(8, ge=1, description="tiles per model call")
-    tta: bool = Field(True, description="average the predictions of the four flips")
+    tta: bool = Field(True, description="average the predictions of the image and its two flips")
     threshold: float = Field(0.5, gt=0, lt=1, description="foreground where its probability is at least this")
     seed_threshold: auto_or(float, gt=0, lt=1) = Field("auto", description="boundary and weighted targets: objects "
                                                        "grow from regions where p(interior), or p(foreground), is at least this; auto: "

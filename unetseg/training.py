@@ -37,7 +37,7 @@ class ShardBatches:
                  steps_per_epoch: int | None = None, per_image: bool = False):
         self.batch_size, self.seed = batch_size, seed
         self.shuffle, self.flips = shuffle, flips
-        manifest = read_manifest(directory)
+        self.manifest = manifest = read_manifest(directory)
         self.count, self.patch_size, self.channels = manifest["count"], manifest["patch_size"], manifest["channels"]
         self.target_channels = 2 if manifest.get("weights") else 1
         self.weights = image_balanced_weights(patch_sources(manifest)) if per_image else None
