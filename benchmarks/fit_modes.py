@@ -29,6 +29,7 @@ import keras  # noqa: E402
 from common import REPO, run_measured, scratch_project, stage, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
+from unetseg.instances import output_classes, resolve_target  # noqa: E402
 from unetseg.losses import OverlapMetric  # noqa: E402
 from unetseg.params import load_params  # noqa: E402
 from unetseg.tf_training import as_dataset, precision_here  # noqa: E402
@@ -68,7 +69,9 @@ def main() -> None:
             return ShardBatches(root / "data/augmented", batch, seed, shuffle=True, flips=True, steps_per_epoch=steps)
 
         arrays = [batches().batch(step) for step in range(steps)]
-        classes = 3 if arrays[0][1].max() > 1 else 1  # the shipped labels train the boundary target
+        prepared = json.loads((root / "data/prepared/manifest.json").read_text())
+        target = resolve_target(params.data.target, prepared["num_classes"], prepared["mask_type"])
+        classes = output_classes(target, prepared["num_classes"])  # the shipped labels: boundary, 3
         precision = precision_here(params.train.precision)
         model = compiled_unet(params, plan, arrays[0][0].shape[-1], classes, precision)
         grouped = compiled_unet(params, plan, arrays[0][0].shape[-1], classes, precision)
