@@ -7,6 +7,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -44,6 +45,28 @@ def scratch_project(root: Path, params: dict) -> Path:
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "params.yaml").write_text(yaml.safe_dump(benchmark_params(params), sort_keys=False))
     return root
+
+
+def augmented_project(root: Path, params: dict) -> Path:
+    """scratch_project, with the default dataset's augmented training shards made."""
+    scratch_project(root, params)
+    for name in ("synthesize", "prepare", "plan", "extract", "augment"):
+        run_measured(stage(name), root)
+    return root
+
+
+def interleaved_seconds(runs: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds of every round of every run: one warm-up call each, then `rounds` rounds in which each
+    runs once in turn, so that drifts in machine load hit all of them alike."""
+    for run in runs.values():
+        run()
+    seconds = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
 
 
 def run_measured(args: list[str], cwd: Path) -> float:

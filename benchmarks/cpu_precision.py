@@ -21,11 +21,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import REPO, write_results  # noqa: E402
+from common import REPO, interleaved_seconds, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
@@ -61,14 +60,7 @@ def child(threads: tuple[int, int] | None, rounds: int, patches: int) -> dict:
             model.compile(keras.optimizers.Adam(1e-4), SegmentationLoss("bce_dice"))
             fits[f"{network} {precision} step"] = lambda model=model: [model.train_on_batch(*b) for b in batches]
             fits[f"{network} {precision} fit"] = lambda model=model: model.fit(data, epochs=1, verbose=0)
-    seconds = {name: [] for name in fits}
-    for fit in fits.values():
-        fit()
-    for _ in range(rounds):
-        for name, fit in fits.items():
-            started = time.perf_counter()
-            fit()
-            seconds[name].append(time.perf_counter() - started)
+    seconds = interleaved_seconds(fits, rounds)
     result = {}
     for name, times in seconds.items():
         result[name] = {"patches_per_s_median": round(patches / statistics.median(times), 1),

@@ -8,7 +8,8 @@ interleaved rounds (so that drifts in machine load hit all of them alike):
   train_on_batch, numpy    a Python loop of `train_on_batch` over the batches as numpy arrays
   train_on_batch, tf.data  the same loop over the stage's tf.data pipeline
 
-Every round's patches/s is kept, and a round counts as slow below 3/4 of the fastest round of all.
+Every round's patches/s is kept (rounds: common.interleaved_seconds), and a round counts as slow
+below 3/4 of the fastest round of all.
 
 Run: python benchmarks/fit_modes.py [--steps 32] [--rounds 6]
 """
@@ -19,14 +20,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from common import REPO, run_measured, scratch_project, stage, write_results  # noqa: E402
+from common import REPO, augmented_project, interleaved_seconds, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from unetseg.instances import output_classes, resolve_target  # noqa: E402
@@ -38,28 +38,13 @@ from unetseg.training import ShardBatches, compiled_unet  # noqa: E402
 SLOW = 0.75
 
 
-def timed_rounds(variants: dict, patches: int, rounds: int) -> dict:
-    """patches/s of every round of every variant, after one warm-up call each."""
-    for run in variants.values():
-        run()
-    speeds = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, run in variants.items():
-            started = time.perf_counter()
-            run()
-            speeds[name].append(round(patches / (time.perf_counter() - started), 1))
-    return speeds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=32, help="batches per timed call")
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = scratch_project(Path(tmp), {"synthesize": {"num_images": 24}})
-        for name in ("synthesize", "prepare", "plan", "extract", "augment"):
-            run_measured(stage(name), root)
+        root = augmented_project(Path(tmp), {"synthesize": {"num_images": 24}})
         params = load_params(root / "params.yaml")
         plan = json.loads((root / "data/plan/train.json").read_text())
         batch, seed, steps = plan["train.batch_size"], params.base.seed, args.steps
@@ -77,18 +62,20 @@ def main() -> None:
         grouped = compiled_unet(params, plan, arrays[0][0].shape[-1], classes, precision)
         grouped.compile(grouped.optimizer, grouped.loss, steps_per_execution=8,
                         metrics=[OverlapMetric("dice", classes), OverlapMetric("iou", classes)])
-        speeds = timed_rounds({
+        seconds = interleaved_seconds({
             "fit": lambda: model.fit(as_dataset(batches()).take(steps), epochs=1, verbose=0),
             "fit, 8 steps per call": lambda: grouped.fit(as_dataset(batches()).take(steps), epochs=1, verbose=0),
             "train_on_batch, numpy": lambda: [model.train_on_batch(x, y) for x, y in arrays],
             "train_on_batch, tf.data": lambda: [model.train_on_batch(x, y)
                                                 for x, y in as_dataset(batches()).take(steps)],
-        }, steps * batch, args.rounds)
+        }, args.rounds)
+        speeds = {name: [round(steps * batch / s, 1) for s in rounds] for name, rounds in seconds.items()}
 
     fastest = max(max(rounds) for rounds in speeds.values())
     write_results("fit_modes", {
-        "config": {"patch_size": params.extract.patch_size, "batch_size": batch, "base_filters": plan["model.base_filters"], "classes": classes,
-                   "precision": precision, "steps_per_call": steps, "rounds": args.rounds},
+        "config": {"patch_size": params.extract.patch_size, "batch_size": batch,
+                   "base_filters": plan["model.base_filters"], "classes": classes, "precision": precision,
+                   "steps_per_call": steps, "rounds": args.rounds},
         "patches_per_s": {name: {"median": round(statistics.median(rounds), 1), "rounds": rounds,
                                  "slow_rounds": sum(speed < SLOW * fastest for speed in rounds)}
                           for name, rounds in speeds.items()},

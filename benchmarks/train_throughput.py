@@ -14,7 +14,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -23,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from common import REPO, run_measured, scratch_project, stage, write_results  # noqa: E402
+from common import REPO, augmented_project, interleaved_seconds, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
@@ -44,17 +43,8 @@ def seed_style_model(params, channels: int) -> keras.Model:
 
 
 def interleaved_patches_per_s(fits: dict, count: int, rounds: int) -> dict:
-    """Warm every variant up, then time them in turn, round after round, so that drifts in machine
-    load hit all of them alike; the median round of each counts."""
-    for fit in fits.values():
-        fit()
-    times = {name: [] for name in fits}
-    for _ in range(rounds):
-        for name, fit in fits.items():
-            started = time.perf_counter()
-            fit()
-            times[name].append(time.perf_counter() - started)
-    return {name: count / statistics.median(seconds) for name, seconds in times.items()}
+    """Interleaved rounds (common.interleaved_seconds); the median round of each counts."""
+    return {name: count / statistics.median(seconds) for name, seconds in interleaved_seconds(fits, rounds).items()}
 
 
 def load_patches(directory: Path, count: int):
@@ -80,9 +70,7 @@ def main() -> None:
     if args.precision:
         overrides["train"] = {"precision": args.precision}
     with tempfile.TemporaryDirectory() as tmp:
-        root = scratch_project(Path(tmp), overrides)
-        for name in ("synthesize", "prepare", "plan", "extract", "augment"):
-            run_measured(stage(name), root)
+        root = augmented_project(Path(tmp), overrides)
         params = load_params(root / "params.yaml")
         batch, seed = params.train.batch_size, params.base.seed
         x, y = load_patches(root / "data/augmented", args.patches)
