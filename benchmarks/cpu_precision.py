@@ -3,7 +3,8 @@
 Batches of 16 patches of 128² (random data), for the default network (base 8 filters, what the plan
 picks for the shipped data) and the seed network (base 32), each in float32 and in mixed_bfloat16,
 timed two ways: `step`, the compiled training step called on fixed in-memory tensors
-(`train_on_batch`), and `fit`, a plain `model.fit` epoch over the same batches cached in tf.data.
+(`train_on_batch`), and `fit`, a plain `model.fit` epoch over the same batches cached in tf.data
+(autotuning off, as the stage has it: unetseg/tf_training.untuned).
 One warm-up each, then ROUNDS rounds in which every variant runs once in turn, so that load drifts
 hit all alike. Per variant: the median, fastest and slowest round and every round's time, to see
 where an "erratic" result comes from; the ratio bf16/float32 is taken per round (the two runs of a
@@ -44,12 +45,13 @@ def child(threads: tuple[int, int] | None, rounds: int, patches: int) -> dict:
     import numpy as np
 
     from unetseg.losses import SegmentationLoss
+    from unetseg.tf_training import untuned
     from unetseg.unet import build_unet
 
     rng = np.random.default_rng(0)
     x = rng.random((patches, PATCH, PATCH, 1), dtype=np.float32)
     y = (x > 0.7).astype(np.float32)
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).cache()
+    data = untuned(tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).cache())
     batches = [(tf.constant(x[i:i + BATCH]), tf.constant(y[i:i + BATCH])) for i in range(0, patches, BATCH)]
     fits = {}
     for network, base in NETWORKS.items():

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from unetseg.losses import OverlapMetric, SegmentationLoss  # noqa: E402
 from unetseg.params import load_params  # noqa: E402
 from unetseg.shards import iter_shards  # noqa: E402
-from unetseg.tf_training import as_dataset, precision_here  # noqa: E402
+from unetseg.tf_training import as_dataset, precision_here, untuned  # noqa: E402
 from unetseg.training import ShardBatches, compiled_unet  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
@@ -81,7 +81,7 @@ def main() -> None:
         plan = json.loads((root / "data/plan/train.json").read_text())
         precision = precision_here(params.train.precision)
         model = compiled_unet(params, plan, x.shape[-1], 1, precision)
-        in_memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(2)
+        in_memory = untuned(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(2))
         batches = ShardBatches(root / "data/augmented", batch, seed, shuffle=True, flips=params.train.random_flips,
                                steps_per_epoch=-(-count // batch))  # the same patches as (a) and (b)
         streamed = as_dataset(batches).take(len(batches))

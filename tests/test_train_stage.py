@@ -271,3 +271,4 @@ def test_tf_data_readers_serve_the_stream_in_order_and_epochs_restart(tmp_path):
     for _ in range(2):  # Keras reads the validation set once per epoch: the same batches each time
         assert all(np.array_equal(images.numpy(), want) for (images, _), want in zip(epoch, expected[:3]))
         assert len(list(epoch)) == 3
+    assert epoch.options().autotune.enabled is False  # no wait for the autotuner when fit ends its input

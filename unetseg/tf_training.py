@@ -95,10 +95,10 @@ def set_determinism(deterministic: bool) -> None:
 
 
 def as_dataset(batches: ShardBatches, endless: bool = False, readers: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
-    """The batch stream as tf.data: `readers` threads read batches in parallel, delivered in stream
-    order; prefetched; sharded by data across workers. One epoch (Keras then restarts it at the
-    same batches, as validation wants), or with `endless` the whole stream (give `fit` the
-    `steps_per_epoch`; epochs then carry on through it)."""
+    """The batch stream as tf.data: `readers` threads (default: one per core) read batches in
+    parallel, delivered in stream order; prefetched; sharded by data across workers. One epoch
+    (Keras then restarts it at the same batches, as validation wants), or with `endless` the whole
+    stream (give `fit` the `steps_per_epoch`; epochs then carry on through it)."""
     size, channels, targets = batches.patch_size, batches.channels, batches.target_channels
     steps = tf.data.Dataset.counter() if endless else tf.data.Dataset.range(len(batches))
 
@@ -110,4 +110,14 @@ def as_dataset(batches: ShardBatches, endless: bool = False, readers: int = tf.d
     dataset = steps.map(read, num_parallel_calls=readers, deterministic=True).prefetch(2)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return untuned(dataset.with_options(options))
+
+
+def untuned(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off. Its thread wakes at 10 ms, then at doubling intervals,
+    and a `fit` that ends its input may wait for the next wake-up: a fit of 3.4 s then takes 5.12 s,
+    one of 1.9 s 2.56 s (benchmarks/fit_modes.py). Our pipelines set their readers and prefetch
+    themselves, so there is nothing left to tune."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
     return dataset.with_options(options)
