@@ -87,8 +87,8 @@ class Prepare(Section):
 
 
 class Plan(Section):
-    train_minutes: float = Field(20.0, gt=0)
-    gflops: float = Field(120.0, gt=0)
+    train_minutes: float = Field(17.0, gt=0)
+    gflops: float = Field(180.0, gt=0)
 
 
 class Extract(Section):

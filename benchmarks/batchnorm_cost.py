@@ -1,0 +1,62 @@
+"""What batch normalisation costs a training step on this machine: the plan's BATCHNORM_COST.
+
+The U-Net with and without BatchNormalization after each convolution, at each width, takes the
+same random batches in a `train_on_batch` loop (no input pipeline), in the precision the train
+stage picks here, in interleaved rounds (common.interleaved_seconds). The convolutions' FLOPs grow
+with the square of the width, batch normalisation's work only with the width, so its share falls
+as the network widens.
+
+Run: python benchmarks/batchnorm_cost.py [--widths 8 16] [--steps 20] [--rounds 4]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from common import REPO, interleaved_seconds, write_results  # noqa: E402
+
+sys.path.insert(0, str(REPO))
+from unetseg.losses import SegmentationLoss  # noqa: E402
+from unetseg.tf_training import precision_here  # noqa: E402
+from unetseg.unet import build_unet  # noqa: E402
+
+PATCH, BATCH, CLASSES = 128, 16, 3  # the shipped plan's patch and batch; the boundary target's classes
+
+
+def step_loop(base_filters: int, batchnorm: bool, precision: str, batches):
+    keras.mixed_precision.set_global_policy(precision)
+    model = build_unet(1, CLASSES, 4, base_filters, batchnorm)
+    model.compile(keras.optimizers.Adam(1e-3), SegmentationLoss("bce_dice", CLASSES))
+    return lambda: [model.train_on_batch(x, y) for x, y in batches]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 16], help="base_filters to measure")
+    parser.add_argument("--steps", type=int, default=20, help="batches per timed call")
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, CLASSES, (args.steps, BATCH, PATCH, PATCH))
+    batches = [(rng.random((BATCH, PATCH, PATCH, 1), np.float32), y[..., None].astype(np.float32)) for y in labels]
+    precision = precision_here("auto")
+    runs = {(width, bn): step_loop(width, bn, precision, batches) for width in args.widths for bn in (False, True)}
+    seconds = interleaved_seconds({f"{w}/{bn}": run for (w, bn), run in runs.items()}, args.rounds)
+    speed = {key: args.steps * BATCH / statistics.median(seconds[f"{key[0]}/{key[1]}"]) for key in runs}
+    write_results("batchnorm_cost", {
+        "config": {"patch_size": PATCH, "batch_size": BATCH, "depth": 4, "classes": CLASSES, "precision": precision,
+                   "steps_per_call": args.steps, "rounds": args.rounds},
+        "patches_per_s": {f"base_filters {w}": {"without": round(speed[w, False], 1), "with": round(speed[w, True], 1),
+                                                "time_ratio": round(speed[w, False] / speed[w, True], 2)}
+                          for w in args.widths},
+    })
+
+
+if __name__ == "__main__":
+    main()
