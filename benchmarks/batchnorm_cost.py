@@ -47,8 +47,8 @@ def main() -> None:
     batches = [(rng.random((BATCH, PATCH, PATCH, 1), np.float32), y[..., None].astype(np.float32)) for y in labels]
     precision = precision_here("auto")
     runs = {(width, bn): step_loop(width, bn, precision, batches) for width in args.widths for bn in (False, True)}
-    seconds = interleaved_seconds({f"{w}/{bn}": run for (w, bn), run in runs.items()}, args.rounds)
-    speed = {key: args.steps * BATCH / statistics.median(seconds[f"{key[0]}/{key[1]}"]) for key in runs}
+    speed = {key: args.steps * BATCH / statistics.median(rounds)
+             for key, rounds in interleaved_seconds(runs, args.rounds).items()}
     write_results("batchnorm_cost", {
         "config": {"patch_size": PATCH, "batch_size": BATCH, "depth": 4, "classes": CLASSES, "precision": precision,
                    "steps_per_call": args.steps, "rounds": args.rounds},
