@@ -17,6 +17,7 @@ benchmarks/results/quality_<dataset>[_instances][_<key>-<value>...].json.
 """
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -101,6 +102,37 @@ def copied_data(root: Path, source: Path, masks: str, mask_type: str) -> dict:
             "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
 
 
+def image_kind(image: np.ndarray) -> str:
+    """fluorescence (gray, dark background), brightfield (gray, light) or colour (stained tissue):
+    DSB2018's three kinds of image, which differ in difficulty (StarDist's DSB2018 figures are on a
+    fluorescence-only subset)."""
+    rgb = image.astype(np.float64)
+    if np.abs(rgb[..., 0] - rgb[..., 1]).mean() > 2 or np.abs(rgb[..., 1] - rgb[..., 2]).mean() > 2:
+        return "colour"
+    return "fluorescence" if rgb.mean() < 100 else "brightfield"
+
+
+def scores_by_kind(root: Path, images: str) -> dict:
+    """Test Dice and objects pooled per kind of image, from reports/per_image.csv. An image's
+    TP at IoU 0.5 follows from its AP = TP / (true + predicted - TP)."""
+    kinds = {}
+    for row in csv.DictReader((root / "reports/per_image.csv").open()):
+        path = next((root / images).glob(f"{row['image']}.*"))
+        kind = kinds.setdefault(image_kind(np.asarray(Image.open(path).convert("RGB"))),
+                                {"images": 0, "dice": [], "true": 0, "predicted": 0, "tp": 0})
+        true, predicted = int(row["objects_true"] or 0), int(row["objects_predicted"] or 0)
+        ap = float(row["ap_50"] or 0)
+        kind["images"] += 1
+        kind["dice"] += [float(row["dice"])] if row["dice"] else []  # empty: nothing in truth or prediction
+        kind["true"] += true
+        kind["predicted"] += predicted
+        kind["tp"] += round(ap * (true + predicted) / (1 + ap))
+    return {name: {"images": k["images"], "dice": round(float(np.mean(k["dice"])), 6) if k["dice"] else None,
+                   "objects_true": k["true"], "ap_50": round(k["tp"] / max(1, k["true"] + k["predicted"] - k["tp"]), 6),
+                   "f1_50": round(2 * k["tp"] / max(1, k["true"] + k["predicted"]), 6)}
+            for name, k in sorted(kinds.items())}
+
+
 SCRATCH_GB = {"dsb2018": 45}  # the patch-96 run's scratch held 42 GB (shards 19, their DVC cache copies 21)
 
 
@@ -149,6 +181,7 @@ def main() -> None:
             "baselines": metrics["baselines"],
             "margin_over_best_baseline": metrics["margin_over_best_baseline"],
             "instances": metrics.get("instances"),
+            "by_image_kind": scores_by_kind(root, changes.get("data.images", "data/synthetic/images")),
             "warnings": [line for line in log.splitlines() if line.startswith("warning:")],
             "plan": plan["values"],
             "plan_estimate": plan["estimate"],
