@@ -24,6 +24,7 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "dsb2018_instances": "DSB2018 nuclei, instance labels",
          "dsb2018_instances_steps-6224": "DSB2018 nuclei, instance labels, 3 % more steps",
          "dsb2018_instances_base-16": "DSB2018 nuclei, instance labels, base 16 (same training time)",
+         "dsb2018_instances_boundary_width-1": "DSB2018 nuclei, instance labels, `data.boundary_width: 1`",
          "dsb2018_instances_patch-96": "DSB2018 nuclei, instance labels, patch 96",
          "dsb2018_instances_patch-256": "DSB2018 nuclei, instance labels, patch 256 (the previous plan)",
          "dsb2018_instances_target-weighted_boundary_width-1": "DSB2018 nuclei, instance labels, weighted, `boundary_width: 1`"}
