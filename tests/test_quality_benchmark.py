@@ -1,0 +1,39 @@
+"""The quality benchmark's per-kind scores: image kinds, and object counts pooled back from per-image AP."""
+
+import sys
+
+import numpy as np
+from PIL import Image
+
+from stage_runner import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from quality import image_kind, scores_by_kind  # noqa: E402
+
+
+def test_image_kinds_by_colour_and_background():
+    gray = np.zeros((8, 8, 3), np.uint8)
+    assert image_kind(gray + 20) == "fluorescence"
+    assert image_kind(gray + 200) == "brightfield"
+    stained = gray + 150
+    stained[..., 1] = 60
+    assert image_kind(stained) == "colour"
+
+
+def test_objects_are_pooled_per_kind_from_each_images_ap(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    (tmp_path / "reports").mkdir()
+    dark, stained = np.full((8, 8, 3), 20, np.uint8), np.full((8, 8, 3), 150, np.uint8)
+    stained[..., 1] = 60
+    for stem, image in (("a", dark), ("b", dark), ("c", stained)):
+        Image.fromarray(image).save(images / f"{stem}.png")
+    # a: 10 true, 9 predicted, 8 matched -> AP 8/11; b: 4 true, 6 predicted, 4 matched -> AP 4/6;
+    # c: 5 true, 0 predicted -> AP 0; an image with nothing in it has no Dice
+    (tmp_path / "reports/per_image.csv").write_text(
+        "image,dice,objects_true,objects_predicted,ap_50\n"
+        f"a,0.9,10,9,{8 / 11:.6f}\nb,,4,6,{4 / 6:.6f}\nc,0.5,5,0,0.000000\n")
+    kinds = scores_by_kind(tmp_path, "images")
+    assert kinds["fluorescence"] == {"images": 2, "dice": 0.9, "objects_true": 14,
+                                     "ap_50": round(12 / (14 + 15 - 12), 6), "f1_50": round(24 / 29, 6)}
+    assert kinds["colour"] == {"images": 1, "dice": 0.5, "objects_true": 5, "ap_50": 0.0, "f1_50": 0.0}
