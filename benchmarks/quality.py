@@ -11,8 +11,9 @@ A DSB2018 run needs about 42 GB of scratch disk (the patch shards and the DVC ca
 script checks for 45 GB before it starts); --keep leaves it all in place.
 
 Only data.images, data.masks, data.mask_type (and for DSB2018 the 70/10/20 split fractions) are set,
-plus what --set names. Writes test Dice and IoU, the object scores, the trivial baselines, the chosen
-plan and the wall time of `dvc repro` to
+plus what --set names. Writes test Dice and IoU, the object scores (also per kind of test image:
+fluorescence, brightfield, colour), the trivial baselines, the chosen plan and the wall time of
+`dvc repro` to
 benchmarks/results/quality_<dataset>[_instances][_<key>-<value>...].json.
 """
 
