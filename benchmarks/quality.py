@@ -34,6 +34,9 @@ from PIL import Image
 
 from common import REPO, write_results
 
+sys.path.insert(0, str(REPO))
+from unetseg.instances import scores_from_matches  # noqa: E402
+
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config",
                  "data/synthetic/dvc.yaml", "stages", "unetseg"]
 
@@ -120,18 +123,20 @@ def scores_by_kind(root: Path, images: str) -> dict:
     for row in csv.DictReader((root / "reports/per_image.csv").open()):
         path = next((root / images).glob(f"{row['image']}.*"))
         kind = kinds.setdefault(image_kind(np.asarray(Image.open(path).convert("RGB"))),
-                                {"images": 0, "dice": [], "true": 0, "predicted": 0, "tp": 0})
+                                {"images": 0, "dice": [], "tp": 0, "fp": 0, "fn": 0})
         true, predicted = int(row["objects_true"] or 0), int(row["objects_predicted"] or 0)
         ap = float(row["ap_50"] or 0)
+        tp = round(ap * (true + predicted) / (1 + ap))
         kind["images"] += 1
         kind["dice"] += [float(row["dice"])] if row["dice"] else []  # empty: nothing in truth or prediction
-        kind["true"] += true
-        kind["predicted"] += predicted
-        kind["tp"] += round(ap * (true + predicted) / (1 + ap))
-    return {name: {"images": k["images"], "dice": round(float(np.mean(k["dice"])), 6) if k["dice"] else None,
-                   "objects_true": k["true"], "ap_50": round(k["tp"] / max(1, k["true"] + k["predicted"] - k["tp"]), 6),
-                   "f1_50": round(2 * k["tp"] / max(1, k["true"] + k["predicted"]), 6)}
-            for name, k in sorted(kinds.items())}
+        kind["tp"], kind["fp"], kind["fn"] = kind["tp"] + tp, kind["fp"] + predicted - tp, kind["fn"] + true - tp
+    summary = {}
+    for name, k in sorted(kinds.items()):
+        objects = scores_from_matches(k["tp"], k["fp"], k["fn"], 0.0)
+        summary[name] = {"images": k["images"], "dice": round(float(np.mean(k["dice"])), 6) if k["dice"] else None,
+                         "objects_true": k["tp"] + k["fn"], "ap_50": round(objects["ap"], 6),
+                         "f1_50": round(objects["f1"], 6)}
+    return summary
 
 
 SCRATCH_GB = {"dsb2018": 45}  # the patch-96 run's scratch held 42 GB (shards 19, their DVC cache copies 21)
