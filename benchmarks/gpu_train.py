@@ -108,6 +108,7 @@ def run_backend(backend: str, config: dict) -> dict:
             peak = peak_tflops(device, precision)
             variants[name] = {"patches_per_s": round(rate, 1), "tflops": round(rate * flops / 1e12, 3),
                               "mfu": None if peak is None else round(rate * flops / (peak * 1e12), 4)}
+            print(f"{backend} {name}: {variants[name]}", file=sys.stderr, flush=True)
     return {"device": device, "variants": variants}
 
 
@@ -128,16 +129,25 @@ def main() -> None:
             results["backends"][backend] = {"error": "not installed"}
             continue
         command = [sys.executable, __file__, "--backend", backend] + (["--tiny"] if args.tiny else [])
-        child = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": backend})
-        if child.returncode:
-            lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
-            results["backends"][backend] = {"error": lines[-1][:300]}
-        else:
-            results["backends"][backend] = json.loads(child.stdout.strip().splitlines()[-1])
+        results["backends"][backend] = run_child(command, {**os.environ, "KERAS_BACKEND": backend})
         print(backend, json.dumps(results["backends"][backend], indent=1), flush=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
     print(f"written to {args.output}")
+
+
+def run_child(command: list[str], env: dict) -> dict:
+    """A backend's process: its result, or its last stderr line as the error; its stderr echoed as it
+    comes, so a long GPU run shows each variant when it ends."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    last = ""
+    for line in child.stderr:
+        print(line, end="", file=sys.stderr, flush=True)
+        last = line.strip() or last
+    stdout = child.stdout.read()
+    if child.wait():
+        return {"error": (last or f"exit status {child.returncode}")[:300]}
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

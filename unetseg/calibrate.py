@@ -19,7 +19,6 @@ import numpy as np  # noqa: E402
 from unetseg.losses import SegmentationLoss  # noqa: E402
 from unetseg.plan import TRAIN_FLOPS_PER_FORWARD, unet_flops  # noqa: E402
 from unetseg.params import Train  # noqa: E402
-from unetseg.tf_training import precision_here  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
 
@@ -52,7 +51,11 @@ def main(argv=None) -> None:
                         choices=typing.get_args(Train.model_fields["precision"].annotation),
                         help="as train.precision (default: auto, what the train stage picks on this machine)")
     args = parser.parse_args(argv)
-    precision = precision_here(args.precision)
+    precision = args.precision
+    if precision == "auto":
+        from unetseg.tf_training import precision_here  # TensorFlow's device list: only `auto` needs it
+
+        precision = precision_here(precision)
     result = measure_gflops(args.base_filters, args.patch_size, args.batch_size, args.steps, precision=precision)
     print(f"{result['patches_per_s']} patches/s of {args.patch_size}x{args.patch_size} at base_filters "
           f"{args.base_filters} in {precision}: set plan.gflops: {result['gflops']} in params.yaml")
