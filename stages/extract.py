@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage
-from unetseg.instances import boundary_classes, resolve_target, weighted_target
+from unetseg.instances import boundary_classes, contact_weights, resolve_target, weighted_target
 from unetseg.patches import extract_patches
 from unetseg.shards import ShardWriter
 
@@ -32,7 +32,7 @@ def main(argv) -> None:
         for split, stride, fg_fraction in (("train", plan["extract.stride"], plan["extract.fg_fraction"]),
                                            ("val", patch, 0.0)):
             out = stack.enter_context(atomic_dir(f"{OUT}/{split}"))
-            writer = ShardWriter(out, patch, manifest["channels"], shard_size, weights=target == "weighted")
+            writer = ShardWriter(out, patch, manifest["channels"], shard_size, weights=has_weights(target, params.data))
             for index, stem in enumerate(tqdm(manifest["splits"][split], desc=f"extract {split}")):
                 image = np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r")
                 mask, weights = target_mask(PREPARED / split, stem, target, params.data)
@@ -50,10 +50,18 @@ def main(argv) -> None:
           f"-> {OUT}/")
 
 
+def has_weights(target: str, data) -> bool:
+    """Whether the target carries per-pixel loss weights."""
+    return target == "weighted" or (target == "boundary" and data.contact_weight > 0)
+
+
 def target_mask(folder: Path, stem: str, target: str, data) -> tuple[np.ndarray, np.ndarray | None]:
-    """The training target of one image, and its loss weights (weighted target only)."""
+    """The training target of one image, and its loss weights (weighted target, and boundary with
+    contact_weight)."""
     if target == "boundary":
-        return boundary_classes(np.load(folder / "labels" / f"{stem}.npy"), data.boundary_width), None
+        labels = np.load(folder / "labels" / f"{stem}.npy")
+        weights = contact_weights(labels, data.contact_weight, data.border_sigma) if data.contact_weight > 0 else None
+        return boundary_classes(labels, data.boundary_width), weights
     if target == "weighted":
         return weighted_target(np.load(folder / "labels" / f"{stem}.npy"), data.boundary_width,
                                data.border_weight, data.border_sigma)

@@ -55,7 +55,8 @@ def main(argv) -> None:
     val = ShardBatches(VAL, batch, params.base.seed, shuffle=False)
     strategy = make_strategy(strategy_name)
     with strategy.scope():
-        model = compiled_unet(params, plan, train.channels, output_classes(target, prepared["num_classes"]), precision)
+        model = compiled_unet(params, plan, train.channels, output_classes(target, prepared["num_classes"]), precision,
+                              pixel_weights=train.target_channels == 2)
     fit_ready(model, strategy_name)
 
     keep_best, stop_on_nan = KeepBest("val_dice"), StopOnNonFinite()

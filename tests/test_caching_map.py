@@ -28,6 +28,7 @@ PARAM_READERS = {
     "data.boundary_width": {"extract"},
     "data.border_weight": {"extract"},
     "data.border_sigma": {"extract"},
+    "data.contact_weight": {"extract"},
     "synthesize.*": {"synthesize"},
     "prepare.*": {"prepare"},
     "plan.*": {"plan"},

@@ -3,6 +3,7 @@ import pytest
 
 from unetseg.augment import augment_patch
 from unetseg.instances import (TAUS, UNMATCHED_CAUSES, best_postprocessing, border_weights, boundary_classes,
+                               contact_weights,
                                evaluate_instances, fill_gaps, labels_from_boundary, labels_from_mask,
                                labels_from_probability, object_labels, postprocessing_scores, remove_small_instances,
                                resolve_target, scores_from_matches, separated_foreground, split_and_merged_pixels,
@@ -180,6 +181,24 @@ def test_border_term_needs_two_objects_and_fades_with_distance():
     assert np.allclose(weights[labels == 0], weights[0, 0])  # one object: class weight only
     far = squares((4, 10, 4, 10), (4, 10, 50, 56), shape=(60, 60))  # 40 px apart: past 4 sigma
     assert np.allclose(border_weights(far, far > 0, 10.0, 5.0), border_weights(far, far > 0, 0.0, 5.0), atol=1e-3)
+
+
+def test_contact_weights_by_hand():
+    """The boundary target's weights: 1 + the border term on every pixel, an object's own pixels at
+    distance 0 from it, so the contact and the pixels near it weigh most."""
+    labels = np.zeros((10, 12), np.int32)
+    labels[2:8, 1:6], labels[2:8, 6:11] = 1, 2
+
+    def weight(d1, d2):
+        return 1 + 10.0 * np.exp(-((d1 + d2) ** 2) / (2 * 5.0**2))
+
+    weights = contact_weights(labels, 10.0, 5.0)
+    assert np.isclose(weights[4, 5], weight(0, 1)) and np.isclose(weights[4, 6], weight(0, 1))  # the contact
+    assert np.isclose(weights[4, 1], weight(0, 5))              # object 1's far edge: 5 px from object 2
+    assert np.isclose(weights[0, 0], weight(np.hypot(2, 1), np.hypot(2, 6)))  # background, near both
+    assert weights.dtype == np.float32 and weights[4, 5] > 10 > weights[4, 1] > weights[0, 0]
+    alone = contact_weights(squares((4, 10, 4, 10), shape=(30, 30)), 10.0, 5.0)
+    assert np.allclose(alone, 1.0)                              # one object: no contact anywhere
 
 
 def test_weighted_output_watershed_separates_two_touching_discs():

@@ -179,3 +179,21 @@ def test_weighted_target_trains_predicts_objects_and_scores_end_to_end(tiny_copy
     assert list((tiny_copy / "data/predictions").glob("*_instances.png"))
     metrics = json.loads((tiny_copy / "reports/metrics.json").read_text())
     assert 0 <= metrics["instances"]["ap_50"] <= 1
+
+
+def test_boundary_target_with_contact_weights_trains_on_weighted_shards(tiny_copy, tiny_run):
+    """data.contact_weight > 0: the boundary target's shards carry loss weights (high at contacts)
+    through augment, and train weights its three-class cross-entropy by them."""
+    values = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    values["data"] = {**values.get("data", {}), "contact_weight": 10.0}
+    (tiny_copy / "params.yaml").write_text(yaml.safe_dump(values))
+    for stage in ("extract", "augment", "train"):
+        result = run_stage(stage, tiny_copy)
+        assert result.returncode == 0, f"{stage}: {result.stderr}"
+    manifest = json.loads((tiny_copy / "data/augmented/manifest.json").read_text())
+    assert manifest["weights"] is True
+    weights = np.load(tiny_copy / "data/augmented" / manifest["shards"][0]["weights"])
+    assert weights.min() >= 0.99 and weights.max() > 5  # 1 away from contacts, up to 1 + 10 at them
+    assert json.loads((tiny_copy / "models/preprocessing.json").read_text())["target"] == "boundary"
+    losses = [(run / "reports/live/plots/metrics/train/loss.tsv").read_text() for run in (tiny_copy, tiny_run)]
+    assert losses[0] != losses[1], "the weights change the loss"

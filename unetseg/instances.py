@@ -81,27 +81,41 @@ def border_weights(labels: np.ndarray, foreground: np.ndarray, w0: float, sigma:
     w_c balances the classes of `foreground`: 1 / (number of classes present · the class's share of
     the pixels), so each class weighs the same in total and the mean of w_c is 1. The border term
     applies to background pixels, d1 and d2 being their distances to the nearest and second-nearest
-    object (the objects of `labels` within `foreground`). Once the second-nearest object is over 4σ
-    away the term is under w0·e⁻⁸ (0.003 for w0 = 10), so distances are only computed that far
-    around each object.
+    object (the objects of `labels` within `foreground`).
     """
     background = foreground == 0
     share = background.mean()
     present = int(share > 0) + int(share < 1)
     class_weight = np.where(background, 1 / max(share, 1e-12), 1 / max(1 - share, 1e-12)) / present
+    border = border_term(np.where(foreground > 0, labels, 0), w0, sigma)
+    return np.where(background, class_weight + border, class_weight).astype(np.float32)
+
+
+def contact_weights(labels: np.ndarray, w0: float, sigma: float) -> np.ndarray:
+    """(H, W) float32 loss weights of the boundary target, 1 + w0·exp(-(d1 + d2)² / 2σ²) on every
+    pixel: the paper's border term, with an object's own pixels at distance 0 from it, so it is high
+    where an object lies close to another (the boundary that parts them, and the background between
+    near objects) and ~1 elsewhere, outer edges included."""
+    return (1 + border_term(labels, w0, sigma)).astype(np.float32)
+
+
+def border_term(objects: np.ndarray, w0: float, sigma: float) -> np.ndarray:
+    """(H, W) w0·exp(-(d1 + d2)² / 2σ²), d1 and d2 each pixel's distances to the nearest and
+    second-nearest object of the label image `objects` (0 inside an object, for that object). Once
+    the second-nearest object is over 4σ away the term is under w0·e⁻⁸ (0.003 for w0 = 10), so
+    distances are only computed that far around each object."""
     reach = int(np.ceil(4 * sigma))
-    nearest = np.full(labels.shape, np.inf)
-    second = np.full(labels.shape, np.inf)
-    objects = np.where(foreground > 0, labels, 0).astype(np.int32)
+    nearest = np.full(objects.shape, np.inf)
+    second = np.full(objects.shape, np.inf)
+    objects = objects.astype(np.int32)
     for index, box in enumerate(ndimage.find_objects(objects), start=1):
         if box is None:
             continue
-        window = tuple(slice(max(0, s.start - reach), min(n, s.stop + reach)) for s, n in zip(box, labels.shape))
+        window = tuple(slice(max(0, s.start - reach), min(n, s.stop + reach)) for s, n in zip(box, objects.shape))
         distance = ndimage.distance_transform_edt(objects[window] != index)
         second[window] = np.minimum(second[window], np.maximum(nearest[window], distance))
         nearest[window] = np.minimum(nearest[window], distance)
-    border = w0 * np.exp(-((nearest + second) ** 2) / (2 * sigma**2))
-    return np.where(background, class_weight + border, class_weight).astype(np.float32)
+    return w0 * np.exp(-((nearest + second) ** 2) / (2 * sigma**2))
 
 
 def weighted_target(labels: np.ndarray, width: int, w0: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:

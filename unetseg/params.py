@@ -38,7 +38,8 @@ class Data(Section):
     target: Literal["auto", "binary", "boundary", "weighted"] = "auto"
     boundary_width: int = Field(2, ge=1, le=16)
     border_weight: float = Field(10.0, ge=0)   # the weighted target's w0
-    border_sigma: float = Field(5.0, gt=0)     # ... and its sigma, px
+    border_sigma: float = Field(5.0, gt=0)     # ... and its sigma, px (also contact_weight's)
+    contact_weight: float = Field(0.0, ge=0)   # the boundary target's w0 (0: no loss weights)
 
     @model_validator(mode="after")
     def _instances_are_one_class(self):

@@ -99,16 +99,17 @@ class ShardBatches:
         return images.astype(np.float32, copy=False), np.stack(targets, axis=-1).astype(np.float32)
 
 
-def compiled_unet(params, plan: dict, channels: int, classes: int, precision: str = "float32") -> keras.Model:
+def compiled_unet(params, plan: dict, channels: int, classes: int, precision: str = "float32",
+                  pixel_weights: bool = False) -> keras.Model:
     """The U-Net the params and the plan describe, computing in `precision` (a Keras dtype policy),
-    compiled with its loss, metrics and LR schedule (build it inside the strategy's scope to train
-    on several devices)."""
+    compiled with its loss (`pixel_weights`: the targets carry loss weights), metrics and LR
+    schedule (build it inside the strategy's scope to train on several devices)."""
     keras.mixed_precision.set_global_policy(precision)
     m, t = params.model, params.train
     model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
                        m.dropout, m.upsampling)
     loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth,
-                            pixel_weights=params.data.target == "weighted")
+                            pixel_weights=pixel_weights)
     metrics = [OverlapMetric("dice", classes), OverlapMetric("iou", classes)]
     total_steps = plan["train.epochs"] * plan["train.steps_per_epoch"]
     schedule = learning_rate_schedule(t.lr_schedule, t.learning_rate, total_steps, t.warmup_fraction)
