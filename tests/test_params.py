@@ -40,6 +40,7 @@ def test_defaults_leave_the_planned_knobs_to_the_plan():
         ({"predict": {"tile_size": 100}, "model": {"depth": 3}}, "predict.tile_size=100 must be divisible by 2**model.depth = 8"),
         ({"prepare": {"val_fraction": 0.5, "test_fraction": 0.5}}, "prepare: val_fraction + test_fraction must be < 1"),
         ({"synthesize": {"min_size": 300, "max_size": 200}}, "synthesize: min_size must be <= max_size"),
+        ({"data": {"target": "weighted", "contact_weight": 10}}, "data: contact_weight weights the boundary target's"),
     ],
 )
 def test_bad_params_name_the_key(raw, expected):

@@ -46,6 +46,9 @@ class Data(Section):
         if self.num_classes > 1 and (self.mask_type == "instances" or self.target in OBJECT_TARGETS):
             raise ValueError("instance masks and the boundary and weighted targets need num_classes: 1 "
                              "(objects of one class)")
+        if self.contact_weight > 0 and self.target in ("binary", "weighted"):
+            raise ValueError(f"contact_weight weights the boundary target's loss, not the {self.target} "
+                             "target's: set target: boundary (or auto, for instance masks), or contact_weight: 0")
         return self
 
 
