@@ -60,7 +60,7 @@ def target_mask(folder: Path, stem: str, target: str, data) -> tuple[np.ndarray,
     contact_weight)."""
     if target == "boundary":
         labels = np.load(folder / "labels" / f"{stem}.npy")
-        weights = contact_weights(labels, data.contact_weight, data.border_sigma) if data.contact_weight > 0 else None
+        weights = contact_weights(labels, data.contact_weight, data.border_sigma) if has_weights(target, data) else None
         return boundary_classes(labels, data.boundary_width), weights
     if target == "weighted":
         return weighted_target(np.load(folder / "labels" / f"{stem}.npy"), data.boundary_width,
