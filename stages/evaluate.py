@@ -124,10 +124,11 @@ def truth_objects(mask_type: str) -> str:
 
 
 def postprocessing_chosen() -> dict:
-    """The seed threshold and minimum object size predict chose on the validation images, if it did."""
+    """The seeds and minimum object size predict chose on the validation images, if it did."""
     path = PREDICTIONS / "postprocess.json"
     chosen = read_json(path) if path.is_file() else {}
-    keys = [key for key in ("seed_threshold", "min_object_size") if f"predict.{key}" in chosen]
+    keys = [key for key in ("seeds", "seed_threshold", "seed_sigma", "seed_depth", "min_object_size")
+            if f"predict.{key}" in chosen]
     return {key: chosen[f"predict.{key}"] for key in keys}
 
 

@@ -1,8 +1,9 @@
 """Stage predict: overlap-tile prediction of whole test images, and their objects.
 
-For the boundary and weighted targets with predict.seed_threshold or predict.min_object_size auto,
-the stage first predicts the validation images and keeps the values whose objects match theirs best
-(data/predictions/postprocess.json). New images: `unetseg predict` (unetseg/cli.py).
+For the boundary and weighted targets with the seed knobs (predict.seed_threshold, or seed_sigma and
+seed_depth) or predict.min_object_size auto, the stage first predicts the validation images and keeps
+the values whose objects match theirs best (data/predictions/postprocess.json). New images:
+`unetseg predict` (unetseg/cli.py).
 """
 
 from pathlib import Path
@@ -12,7 +13,7 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json
 from unetseg.inference import keras, load_model, predict_probabilities, resolved_auto, write_prediction
-from unetseg.instances import MIN_SIZES, SEED_THRESHOLDS, best_postprocessing, postprocessing_scores
+from unetseg.instances import MIN_SIZES, best_postprocessing, postprocessing_scores, seed_candidates, seed_rule
 from unetseg.modelfile import model_gap, model_target, read_preprocessing
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
 
@@ -37,10 +38,13 @@ def main(argv) -> None:
 
 
 def choose_postprocessing(model: keras.Model, val: list[str], params: Params, target: str, gap: int) -> dict:
-    """For the boundary and weighted targets, the seed threshold and minimum object size left auto: the
-    pair whose objects score the best AP@0.5 on the validation images (a pinned value stays as it is)."""
+    """For the boundary and weighted targets, the seed and minimum object size knobs left auto: the
+    values whose objects score the best AP@0.5 on the validation images (a pinned value stays as it is)."""
     cfg = params.predict
-    seeds = SEED_THRESHOLDS if cfg.seed_threshold == "auto" else (cfg.seed_threshold,)
+    rule = seed_rule(cfg.seeds, target)
+    pinned = {key: (value,) for key, value in (("thresholds", cfg.seed_threshold), ("sigmas", cfg.seed_sigma),
+                                              ("depths", cfg.seed_depth)) if value != "auto"}
+    seeds = seed_candidates(rule, **pinned)
     sizes = MIN_SIZES if cfg.min_object_size == "auto" else (cfg.min_object_size,)
     if len(seeds) == len(sizes) == 1:
         return {}
@@ -52,13 +56,13 @@ def choose_postprocessing(model: keras.Model, val: list[str], params: Params, ta
             yield truth, predict_probabilities(model, np.load(path), params, path)
 
     scores = postprocessing_scores(validation_outputs(), cfg.threshold, seeds, sizes, target, gap)
-    seed, size = best_postprocessing(scores)
+    best, size = best_postprocessing(scores)
     seeded_on = "p(interior)" if target == "boundary" else "p(foreground)"
-    print(f"predict: objects grown from {seeded_on} >= {seed}, at least {size} px: object AP@0.5 "
-          f"{scores[seed, size]:.3f} on the {len(val)} validation images (the {len(scores)} choices tried: "
+    print(f"predict: objects grown from {best} in {seeded_on}, at least {size} px: object AP@0.5 "
+          f"{scores[best, size]:.3f} on the {len(val)} validation images (the {len(scores)} choices tried: "
           f"{min(scores.values()):.3f} to {max(scores.values()):.3f})")
-    return {"predict.seed_threshold": seed, "predict.min_object_size": size,
-            "validation_ap_50": {f"seed {s}, min size {m}": round(ap, 6) for (s, m), ap in scores.items()}}
+    return {**best.choice(), "predict.min_object_size": size,
+            "validation_ap_50": {f"{s}, min size {m}": round(ap, 6) for (s, m), ap in scores.items()}}
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def test_help_is_instant_and_lists_every_command(tmp_path):
     flags = unetseg(tmp_path, "predict", "--help").stdout
     assert "--tile-size {auto,int}" in flags and "--blend {gaussian,constant}" in flags
     assert "--tta, --no-tta" in flags and "(default: 0.5)" in flags
+    assert "--seeds {auto,maxima,threshold}" in flags and "--seed-sigma {auto,float}" in flags
 
 
 def test_predict_from_outside_the_repository_on_a_folder_and_on_one_file(tiny_run, tmp_path):

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from unetseg.augment import augment_patch
-from unetseg.instances import (TAUS, UNMATCHED_CAUSES, best_postprocessing, border_weights, boundary_classes,
-                               contact_weights,
-                               evaluate_instances, fill_gaps, labels_from_boundary, labels_from_mask,
+from unetseg.instances import (TAUS, UNMATCHED_CAUSES, Seeds, best_postprocessing, border_weights, boundary_classes,
+                               contact_weights, evaluate_instances, fill_gaps, labels_from_boundary, labels_from_mask,
                                labels_from_probability, object_labels, postprocessing_scores, remove_small_instances,
-                               resolve_target, scores_from_matches, separated_foreground, split_and_merged_pixels,
-                               summarize_instances, weighted_target)
+                               resolve_target, scores_from_matches, seed_candidates, seed_rule, separated_foreground,
+                               split_and_merged_pixels, summarize_instances, weighted_target)
 from unetseg.params import Augment
 
 
@@ -205,8 +205,8 @@ def test_weighted_output_watershed_separates_two_touching_discs():
     truth = discs()
     probability = (0.8 * separated_foreground(truth, 1) + 0.1).astype(np.float32)[..., None]
     probability[truth > 0] += 0.05  # the gap a little less sure than the background
-    assert labels_from_probability(probability, 0.5, 0.5).max() == 2
-    result = evaluate_instances(truth, object_labels(probability, "weighted", 0.5, 0.85, 0))
+    assert labels_from_probability(probability, 0.5, Seeds("threshold", 0.5)).max() == 2
+    result = evaluate_instances(truth, object_labels(probability, "weighted", 0.5, Seeds("threshold", 0.85), 0))
     assert at(result, 0.8)["tp"] == 2 and result["merges"] == 0
 
 
@@ -225,8 +225,8 @@ def test_gaps_between_objects_are_closed_and_outer_edges_kept():
 def test_weighted_objects_get_their_gap_back():
     truth = discs()
     probability = (0.9 * separated_foreground(truth, 2) + 0.05).astype(np.float32)[..., None]
-    parted = evaluate_instances(truth, labels_from_probability(probability, 0.5, 0.9))
-    closed = evaluate_instances(truth, labels_from_probability(probability, 0.5, 0.9, gap=2))
+    parted = evaluate_instances(truth, labels_from_probability(probability, 0.5, Seeds("threshold", 0.9)))
+    closed = evaluate_instances(truth, labels_from_probability(probability, 0.5, Seeds("threshold", 0.9), gap=2))
     assert at(closed, 0.5)["tp"] == 2 and closed["by_tau"][0.5]["iou_sum"] > parted["by_tau"][0.5]["iou_sum"]
 
 
@@ -272,7 +272,7 @@ def test_unseeded_foreground_is_an_object_of_its_own():
     probabilities[..., 0] = 1
     probabilities[2:8, 2:8] = [0.1, 0.6, 0.3]    # confident interior: a seed
     probabilities[2:8, 12:18] = [0.1, 0.4, 0.5]  # foreground, interior never above 0.5
-    labels = labels_from_boundary(probabilities, 0.5, 0.5)
+    labels = labels_from_boundary(probabilities, 0.5, Seeds("threshold", 0.5))
     assert labels.max() == 2 and labels[5, 5] != labels[5, 15] and labels[5, 15] > 0
 
 
@@ -283,7 +283,57 @@ def test_seed_threshold_and_minimum_size_are_chosen_by_object_ap():
     contact = (truth > 0) & (np.abs(np.arange(60) - 28) <= 2)[None, :]
     probabilities[contact] = [0.0, 0.65, 0.35]  # a weak line between the discs: seeds merge below 0.7
     probabilities[2:4, 50:52] = [0.0, 0.9, 0.1]  # a speck of 4 px that is no nucleus
-    scores = postprocessing_scores([(truth, probabilities)], 0.5, seeds=(0.5, 0.7), min_sizes=(0, 10))
-    assert scores[0.5, 10] < scores[0.7, 0] < scores[0.7, 10] == 1.0
-    assert best_postprocessing(scores) == (0.7, 10)
-    assert best_postprocessing({(0.5, 0): 0.8, (0.6, 0): 0.8, (0.5, 5): 0.8}) == (0.5, 0)
+    low, high = seed_candidates("threshold", thresholds=(0.5, 0.7))
+    scores = postprocessing_scores([(truth, probabilities)], 0.5, [low, high], min_sizes=(0, 10))
+    assert scores[low, 10] < scores[high, 0] < scores[high, 10] == 1.0
+    assert best_postprocessing(scores) == (high, 10)
+    middle = Seeds("threshold", 0.6)
+    assert best_postprocessing({(low, 0): 0.8, (middle, 0): 0.8, (low, 5): 0.8}) == (low, 0)
+
+
+def touching_discs_without_a_boundary():
+    """The two discs, p(interior) 0.9 inside, falling towards their outer edges, and only down to 0.6
+    where they touch: a network unsure of the contact. Seeds above 0.5 merge them."""
+    truth = discs()
+    probabilities = np.zeros(truth.shape + (3,), np.float32)
+    probabilities[..., 0] = truth == 0
+    distance = ndimage.distance_transform_edt(truth > 0)
+    contact = np.exp(-((np.arange(60) - 28) ** 2) / 8)[None, :]  # the line where the discs meet, column 28
+    probabilities[..., 1] = np.where(truth > 0, 0.9 * np.minimum(distance, 4) / 4 * (1 - contact / 3), 0)
+    probabilities[..., 2] = np.where(truth > 0, 1 - probabilities[..., 1], 0)
+    return truth, probabilities
+
+
+def test_maxima_seeds_part_touching_objects_that_one_threshold_merges():
+    truth, probabilities = touching_discs_without_a_boundary()
+    merged = evaluate_instances(truth, labels_from_boundary(probabilities, 0.5, Seeds("threshold", 0.5)))
+    assert merged["merges"] == 1
+    parted = evaluate_instances(truth, labels_from_boundary(probabilities, 0.5, Seeds("maxima", sigma=2.0, depth=0.05)))
+    assert at(parted, 0.8)["tp"] == 2 and parted["merges"] == parted["splits"] == 0
+
+
+def test_maxima_seeds_keep_an_elongated_object_whole():
+    rows, cols = np.mgrid[:40, :80]
+    truth = ((((rows - 20) / 9) ** 2 + ((cols - 40) / 30) ** 2) <= 1).astype(np.int32)  # 60 x 18 px
+    probabilities = np.eye(3, dtype=np.float32)[boundary_classes(truth, 2)]
+    probabilities[..., 1] *= 0.9 + 0.04 * np.sin(cols)  # pixel-scale ripples, deeper than depth until smoothed
+    labels = labels_from_boundary(probabilities, 0.5, Seeds("maxima", sigma=2.0, depth=0.05))
+    assert labels.max() == 1 and np.array_equal(labels > 0, truth > 0)
+
+
+def test_seed_rules_resolve_and_name_their_keys():
+    assert seed_rule("auto", "boundary") == "maxima" and seed_rule("auto", "weighted") == "threshold"
+    assert seed_rule("threshold", "boundary") == "threshold"
+    assert Seeds("threshold", 0.7).choice() == {"predict.seeds": "threshold", "predict.seed_threshold": 0.7}
+    assert Seeds("maxima", sigma=3.0, depth=0.02).choice() == {"predict.seeds": "maxima", "predict.seed_sigma": 3.0,
+                                                               "predict.seed_depth": 0.02}
+    assert len(seed_candidates("maxima")) == 16 and len(seed_candidates("maxima", sigmas=(2.0,))) == 4
+    assert [s.threshold for s in seed_candidates("threshold", thresholds=(0.6,))] == [0.6]
+
+
+def test_maxima_seed_knobs_are_chosen_by_object_ap():
+    truth, probabilities = touching_discs_without_a_boundary()
+    candidates = seed_candidates("maxima", sigmas=(2.0,), depths=(0.05, 0.5))
+    scores = postprocessing_scores([(truth, probabilities)], 0.5, candidates, min_sizes=(0,))
+    assert best_postprocessing(scores) == (Seeds("maxima", sigma=2.0, depth=0.05), 0)
+    assert scores[candidates[0], 0] == 1.0 > scores[candidates[1], 0]  # too deep: one seed for both

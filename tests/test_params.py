@@ -41,6 +41,8 @@ def test_defaults_leave_the_planned_knobs_to_the_plan():
         ({"prepare": {"val_fraction": 0.5, "test_fraction": 0.5}}, "prepare: val_fraction + test_fraction must be < 1"),
         ({"synthesize": {"min_size": 300, "max_size": 200}}, "synthesize: min_size must be <= max_size"),
         ({"data": {"target": "weighted", "contact_weight": 10}}, "data: contact_weight weights the boundary target's"),
+        ({"predict": {"seeds": "peaks"}}, "predict.seeds: Input should be 'auto', 'maxima' or 'threshold'"),
+        ({"predict": {"seed_depth": 1.5}}, "predict.seed_depth: must be auto (the plan decides) or less than 1"),
     ],
 )
 def test_bad_params_name_the_key(raw, expected):

@@ -52,7 +52,8 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert sum(value for cause, value in unmatched.items() if cause.startswith("fp_")) == int(by_tau[0]["fp"])
     assert sum(int(row["fn_merged"]) for row in rows) == unmatched["fn_merged"]
     chosen = json.loads((tiny_run / "data/predictions/postprocess.json").read_text())  # on the validation images
-    assert objects["seed_threshold"] == chosen["predict.seed_threshold"] and len(chosen["validation_ap_50"]) == 13 * 9
+    assert objects["seeds"] == chosen["predict.seeds"] == "maxima" and len(chosen["validation_ap_50"]) == 16 * 9
+    assert [objects["seed_sigma"], objects["seed_depth"]] == [chosen[f"predict.seed_{k}"] for k in ("sigma", "depth")]
     assert objects["min_object_size"] == chosen["predict.min_object_size"]
     overlays = sorted(p.name for p in (tiny_run / "reports/overlays").iterdir())
     assert overlays == ["best1.png", "worst1.png"]  # the same names every run: `dvc plots diff` pairs them
@@ -174,7 +175,8 @@ def test_weighted_target_trains_predicts_objects_and_scores_end_to_end(tiny_copy
     assert weights.dtype == np.float16 and weights.min() > 0
     preprocessing = json.loads((tiny_copy / "models/preprocessing.json").read_text())
     assert preprocessing["target"] == "weighted" and preprocessing["gap_width"] == 1
-    assert "objects grown from p(foreground) >=" in results["predict"].stdout
+    printed = results["predict"].stdout
+    assert "objects grown from seeds >= " in printed and "in p(foreground)" in printed
     assert "predict.seed_threshold" in json.loads((tiny_copy / "data/predictions/postprocess.json").read_text())
     assert list((tiny_copy / "data/predictions").glob("*_instances.png"))
     metrics = json.loads((tiny_copy / "reports/metrics.json").read_text())

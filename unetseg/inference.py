@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from unetseg.errors import UserError  # noqa: E402
 from unetseg.files import atomic_file  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, read_image, write_png  # noqa: E402
-from unetseg.instances import labels_from_mask, object_labels  # noqa: E402
+from unetseg.instances import Seeds, labels_from_mask, object_labels, seed_rule  # noqa: E402
 from unetseg.modelfile import model_gap, model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
 from unetseg.params import OBJECT_TARGETS, Params, Predict, with_predict  # noqa: E402
@@ -22,13 +22,19 @@ from unetseg.tiling import predict_image  # noqa: E402
 
 OUTPUT_SUFFIXES = (".png", "_prob.png", "_prob.npy", "_instances.png")  # what write_prediction may write
 DEFAULT_TILE = 256
-AUTO_DEFAULTS = {"seed_threshold": 0.5, "min_object_size": 0}  # post-processing left auto, nothing chosen
+# post-processing left auto, nothing chosen
+AUTO_DEFAULTS = {"seed_threshold": 0.5, "seed_sigma": 2.0, "seed_depth": 0.05, "min_object_size": 0}
 
 
 def resolved_auto(cfg: Predict, choice: dict) -> dict:
     """Values for the post-processing knobs left auto: the choice made on validation images, else the defaults."""
     return {key: choice.get(f"predict.{key}", default) for key, default in AUTO_DEFAULTS.items()
             if getattr(cfg, key) == "auto"}
+
+
+def seeds_of(cfg: Predict, target: str) -> Seeds:
+    """The watershed's seeds that the predict settings (auto knobs resolved) give for this target."""
+    return Seeds(seed_rule(cfg.seeds, target), cfg.seed_threshold, cfg.seed_sigma, cfg.seed_depth)
 
 
 def load_model(path) -> keras.Model:
@@ -102,7 +108,7 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
     Each file appears whole or not at all; returns the files written."""
     cfg = params.predict
     if target in OBJECT_TARGETS:
-        instances = object_labels(probabilities, target, cfg.threshold, cfg.seed_threshold, cfg.min_object_size, gap)
+        instances = object_labels(probabilities, target, cfg.threshold, seeds_of(cfg, target), cfg.min_object_size, gap)
     if target == "boundary":
         probabilities = 1.0 - probabilities[..., :1]
     if target == "weighted":

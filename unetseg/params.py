@@ -187,9 +187,20 @@ class Predict(Section):
     batch_size: int = Field(8, ge=1, description="tiles per model call")
     tta: bool = Field(True, description="average the predictions of the image and its two flips")
     threshold: float = Field(0.5, gt=0, lt=1, description="foreground where its probability is at least this")
-    seed_threshold: auto_or(float, gt=0, lt=1) = Field("auto", description="boundary and weighted targets: objects "
-                                                       "grow from regions where p(interior), or p(foreground), is at least this; auto: "
-                                                       "chosen on the validation images, 0.5 for new images")
+    seeds: Literal["auto", "maxima", "threshold"] = Field("auto", description="boundary and weighted targets: "
+                                                          "where objects grow from in p(interior), or p(foreground): "
+                                                          "maxima, one seed per peak of the map smoothed; threshold, "
+                                                          "one per region above seed_threshold; auto: maxima for "
+                                                          "the boundary target, threshold for the weighted")
+    seed_threshold: auto_or(float, gt=0, lt=1) = Field("auto", description="seeds threshold: objects grow from "
+                                                       "regions where p(interior), or p(foreground), is at least "
+                                                       "this; auto: chosen on the validation images, 0.5 for new "
+                                                       "images")
+    seed_sigma: auto_or(float, gt=0) = Field("auto", description="seeds maxima: px of the Gaussian that smooths "
+                                             "the map; auto: chosen on the validation images, 2 for new images")
+    seed_depth: auto_or(float, gt=0, lt=1) = Field("auto", description="seeds maxima: how far a peak must rise "
+                                                   "above the pass to a higher one to seed an object of its own; "
+                                                   "auto: chosen on the validation images, 0.05 for new images")
     prob_dtype: Literal["uint8", "float16"] = Field("uint8", description="probability maps as p*255 PNG/npy "
                                                     "(uint8) or float16 .npy")
     min_object_size: auto_or(int, ge=0) = Field("auto", description="objects under this many pixels are "
