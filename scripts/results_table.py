@@ -52,9 +52,11 @@ def row(result: dict) -> str:
 
 def object_row(result: dict) -> str:
     objects = result["instances"]
-    target = result["params_set"].get("data.target") or ("boundary" if "seed_threshold" in objects else "binary")
-    seed = (f", seeds ≥ {objects['seed_threshold']}, objects ≥ {objects['min_object_size']} px"
-            if "seed_threshold" in objects else "")
+    chosen = "min_object_size" in objects  # the watershed's knobs, chosen on the validation images
+    target = result["params_set"].get("data.target") or ("boundary" if chosen else "binary")
+    seeds = (f"seeds at peaks σ {objects['seed_sigma']} px, depth {objects['seed_depth']}" if "seed_sigma" in objects
+             else f"seeds ≥ {objects.get('seed_threshold')}")
+    seed = f", {seeds}, objects ≥ {objects['min_object_size']} px" if chosen else ""
     return (f"| {NAMES[result['name']]} | {objects['truth_objects']} | {target}{seed} | {objects['objects_true']} | "
             f"**{objects['ap_50']:.3f}** | {objects['f1_50']:.3f} | {objects['mean_ap']:.3f} | {objects['pq_50']:.3f} | "
             f"{objects['merges']} / {objects['splits']} | {objects['otsu_components_ap_50']:.3f} |")
