@@ -18,7 +18,6 @@ import numpy as np
 import yaml
 from scipy import ndimage
 from skimage.morphology import h_maxima
-from skimage.segmentation import watershed
 
 from common import REPO, write_results
 
@@ -26,10 +25,10 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from unetseg import instances  # noqa: E402
 from unetseg.instances import (INTERIOR, Seeds, iou_matrix, labels_from_boundary, match_counts,  # noqa: E402
-                               overlap_matrix, remove_small_instances, scores_from_matches)
+                               overlap_matrix, remove_small_instances, scores_from_matches,
+                               seeded_watershed)
 
 SPLITS = ("val", "test")
-EIGHT = np.ones((3, 3), bool)
 
 
 def cached_outputs(project: Path) -> dict:
@@ -60,15 +59,22 @@ def predict_all(project: Path, cache: Path) -> None:
     (cache / "done").touch()
 
 
+class GivenMarkers:
+    """Markers made outside unetseg.instances.Seeds, in the shape seeded_watershed asks of seeds."""
+
+    def __init__(self, markers: np.ndarray, flood: np.ndarray):
+        self.ids, self.flood = markers, flood
+
+    def markers(self, height: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+        ids = np.where(foreground, self.ids, 0)
+        return ids, int(ids.max(initial=0)), self.flood
+
+
 def grow(probabilities: np.ndarray, markers: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """The watershed of the predict stage from given markers: flood from high `height` over the
-    foreground (1 - p(background) >= 0.5); foreground that holds no marker is an object of its own."""
+    """The predict stage's watershed from given markers: flood from high `height` over the foreground
+    (1 - p(background) >= 0.5); foreground that holds no marker is an object of its own."""
     foreground = 1.0 - probabilities[..., 0] >= 0.5
-    markers = np.where(foreground, markers, 0)
-    labels = watershed(-height, markers, mask=foreground)
-    unseeded = foreground & (labels == 0)
-    labels[unseeded] = markers.max(initial=0) + ndimage.label(unseeded, structure=EIGHT)[0][unseeded]
-    return labels
+    return seeded_watershed(foreground, height, GivenMarkers(markers, height), 0)
 
 
 def library_seeds(rule: str):
