@@ -24,9 +24,7 @@ from common import REPO, write_results
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from unetseg import instances  # noqa: E402
-from unetseg.instances import (INTERIOR, Seeds, iou_matrix, labels_from_boundary, match_counts,  # noqa: E402
-                               overlap_matrix, remove_small_instances, scores_from_matches,
-                               seeded_watershed)
+from unetseg.instances import INTERIOR, Seeds, labels_from_boundary, scores_from_matches, seeded_watershed  # noqa: E402
 
 SPLITS = ("val", "test")
 
@@ -108,23 +106,33 @@ def distance_seeds(p: np.ndarray, threshold: float, h: float) -> np.ndarray:
     return grow(p, markers, distance + p[..., INTERIOR])
 
 
+def shape_maxima_seeds(p: np.ndarray, sigma: float, depth: float, beta: float) -> np.ndarray:
+    """The maxima rule in p(interior) + beta * (distance in px to the edge of p(interior) >= 0.5): two
+    nuclei that the network fuses without a dip still make two peaks where their outline has a waist."""
+    interior = p[..., INTERIOR] >= 0.5
+    height = p[..., INTERIOR] + beta * ndimage.distance_transform_edt(interior)
+    foreground = 1.0 - p[..., 0] >= 0.5
+    markers, _, flood = Seeds("maxima", sigma=sigma, depth=depth).markers(height, foreground)
+    return grow(p, markers, flood)
+
+
 RULES = {  # name: (labels from the three-class output, the parameters to try)
     "threshold": (library_seeds("threshold"), [(t,) for t in instances.SEED_THRESHOLDS]),
     "maxima": (library_seeds("maxima"), [(s, d) for s in instances.SEED_SIGMAS for d in instances.SEED_DEPTHS]),
     "margin": (margin_seeds, [(m,) for m in (-0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 0.9)]),
     "margin_maxima": (margin_maxima_seeds, [(s, d) for s in instances.SEED_SIGMAS for d in instances.SEED_DEPTHS]),
+    "shape_maxima": (shape_maxima_seeds, [(s, d, b) for s in (1.5, 2.0, 3.0) for d in (0.05, 0.1, 0.2)
+                                          for b in (0.02, 0.05, 0.1)]),
     "distance": (distance_seeds, [(t, h) for t in (0.5, 0.7, 0.9) for h in (0.5, 1.0, 2.0, 3.0, 4.0)]),
 }
 
 
 def pooled_counts(outputs, rule, args, sizes) -> dict:
     """{min size: match counts at IoU 0.5, pooled over the images} of one rule and parameter."""
-    counts = {size: {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0} for size in sizes}
+    counts = dict.fromkeys(sizes, instances.NO_MATCHES)
     for truth, probabilities in outputs:
-        labels = rule(probabilities, *args)
-        for size in sizes:
-            matched = match_counts(iou_matrix(overlap_matrix(truth, remove_small_instances(labels, size))), 0.5)
-            counts[size] = {key: counts[size][key] + matched[key] for key in matched}
+        for size, matched in instances.matches_by_min_size(truth, rule(probabilities, *args), sizes).items():
+            counts[size] = instances.added(counts[size], matched)
     return counts
 
 

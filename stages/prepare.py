@@ -11,7 +11,7 @@ from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_tra
                              instance_labels, integrity_report, integrity_warnings, mask_to_classes,
                              resolve_channels, resolve_mask_type, split_stems)
 from unetseg.imageio import read_image, read_mask
-from unetseg.normalize import dataset_statistics, normalize
+from unetseg.normalize import choose_inversion, dataset_statistics, has_bright_background, normalize, object_contrast
 
 OUT = "data/prepared"
 REPORT = "reports/data.json"
@@ -37,6 +37,9 @@ def main(argv) -> None:
     split_of = {stem: name for name, members in splits.items() for stem in members}
     sources = {stem: (image, mask) for stem, image, mask in pairs}
     spec = normalization_spec(cfg, [sources[s][0] for s in splits["train"]], channels)
+    spec["invert"], reason = choose_inversion(cfg.invert, polarity_samples(
+        spec, [sources[s] for s in splits["train"]], channels, data) if cfg.invert == "auto" else [])
+    report["invert"] = {"param": cfg.invert, "used": spec["invert"], "reason": reason}
 
     with atomic_dir(OUT) as out:
         for stem, (image_path, mask_path) in tqdm(sources.items(), desc="prepare"):
@@ -56,6 +59,7 @@ def main(argv) -> None:
         write_json(REPORT, report)
     print(f"prepare: {len(pairs)} image pairs ({mask_type} masks, {channels} channel(s)), split "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} (train/val/test) -> {OUT}/, {REPORT}")
+    print(f"prepare: invert {spec['invert']}: {reason}")
 
 
 def normalization_spec(cfg, train_images, channels: int) -> dict:
@@ -63,6 +67,16 @@ def normalization_spec(cfg, train_images, channels: int) -> dict:
     if cfg.normalize == "dataset":
         spec["mean"], spec["std"] = dataset_statistics(read_image(p, channels) for p in train_images)
     return spec
+
+
+def polarity_samples(spec: dict, pairs, channels: int, data) -> list[tuple]:
+    """(bright background, object contrast) of each (image, mask) pair, as normalised before any inversion."""
+    samples = []
+    for image_path, mask_path in tqdm(pairs, desc="polarity"):
+        image = normalize(read_image(image_path, channels), {**spec, "invert": "none"})
+        foreground = mask_to_classes(read_mask(mask_path), data.num_classes, mask_path, data.mask_type) > 0
+        samples.append((has_bright_background(image, spec["mode"]), object_contrast(image, foreground)))
+    return samples
 
 
 def manifest(channels: int, num_classes: int, mask_type: str, spec, splits, sources, summaries) -> dict:

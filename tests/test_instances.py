@@ -327,7 +327,7 @@ def test_seed_rules_resolve_and_name_their_keys():
     assert Seeds("threshold", 0.7).choice() == {"predict.seeds": "threshold", "predict.seed_threshold": 0.7}
     assert Seeds("maxima", sigma=3.0, depth=0.02).choice() == {"predict.seeds": "maxima", "predict.seed_sigma": 3.0,
                                                                "predict.seed_depth": 0.02}
-    assert len(seed_candidates("maxima")) == 16 and len(seed_candidates("maxima", sigmas=(2.0,))) == 4
+    assert len(seed_candidates("maxima")) == 12 and len(seed_candidates("maxima", sigmas=(2.0,))) == 3
     assert [s.threshold for s in seed_candidates("threshold", thresholds=(0.6,))] == [0.6]
 
 

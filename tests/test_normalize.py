@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
-from unetseg.normalize import dataset_statistics, normalize, percentile_normalize, standardize
+from unetseg.normalize import (choose_inversion, dataset_statistics, has_bright_background, normalize, object_contrast,
+                               percentile_normalize, standardize)
 
 
 def test_percentile_normalize_maps_percentiles_to_unit_range_per_channel():
@@ -28,3 +30,58 @@ def test_normalize_follows_the_spec():
                        standardize(image, 5.0, 5.0))
     assert np.allclose(normalize(image, {"mode": "percentile", "percentiles": [0, 100], "mean": None, "std": None}),
                        [[[0.0], [1.0]]])
+
+
+def percentile_spec(invert="bright_background"):
+    return {"mode": "percentile", "percentiles": [0, 100], "mean": None, "std": None, "invert": invert}
+
+
+def objects_on(background: float, objects: float) -> np.ndarray:
+    image = np.full((10, 10, 3), background, np.float32)
+    image[2:5, 2:5] = objects
+    return image
+
+
+def test_invert_mirrors_only_images_with_a_bright_background():
+    brightfield, fluorescence = objects_on(200, 20), objects_on(20, 200)
+    assert np.allclose(normalize(brightfield, percentile_spec()), normalize(fluorescence, percentile_spec()))
+    assert np.allclose(normalize(fluorescence, percentile_spec()), normalize(fluorescence, percentile_spec("none")))
+    assert normalize(brightfield, percentile_spec())[3, 3, 0] == 1.0
+
+
+def test_invert_in_dataset_mode_mirrors_about_zero():
+    spec = {"mode": "dataset", "mean": 100.0, "std": 50.0, "percentiles": [1, 99], "invert": "bright_background"}
+    assert np.allclose(normalize(objects_on(200, 0), spec), -standardize(objects_on(200, 0), 100.0, 50.0))
+
+
+def test_a_spec_without_invert_leaves_images_as_they_are():
+    """preprocessing.json of models trained before prepare.invert existed."""
+    spec = percentile_spec()
+    del spec["invert"]
+    assert normalize(objects_on(200, 20), spec)[3, 3, 0] == 0.0
+
+
+def test_has_bright_background_and_object_contrast():
+    image, foreground = objects_on(0.9, 0.1), np.zeros((10, 10), bool)
+    foreground[2:5, 2:5] = True
+    assert has_bright_background(image, "percentile") and not has_bright_background(1 - image, "percentile")
+    assert np.isclose(object_contrast(image, foreground), -0.8)
+    assert object_contrast(image, np.zeros((10, 10), bool)) is None
+    assert object_contrast(image, np.ones((10, 10), bool)) is None
+
+
+@pytest.mark.parametrize("images, used", [
+    ([(False, 0.5)] * 8 + [(True, -0.4)] * 2, "bright_background"),  # fluorescence + brightfield
+    ([(False, 0.5)] * 10, "none"),  # one polarity: nothing to do
+    ([(True, -0.5)] * 10, "none"),  # all brightfield: already one polarity
+    ([(False, 0.5)] * 5 + [(False, -0.5)] * 3 + [(True, -0.5)] * 2, "none"),  # brightness does not tell
+    ([(True, 0.3)] * 4 + [(False, 0.3)] * 4 + [(True, -0.3)] * 2, "none"),  # would mix the bright objects
+    ([(False, 0.5)] * 8 + [(True, -0.4)] * 2 + [(False, None)] * 5, "bright_background"),  # empty masks: no vote
+])
+def test_auto_inverts_only_when_that_makes_one_polarity(images, used):
+    assert choose_inversion("auto", images)[0] == used
+
+
+def test_a_pinned_inversion_is_used_as_set():
+    assert choose_inversion("none", [(False, 0.5)] * 8 + [(True, -0.4)] * 2) == ("none", "set in params.yaml")
+    assert choose_inversion("bright_background", [])[0] == "bright_background"

@@ -52,7 +52,7 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert sum(value for cause, value in unmatched.items() if cause.startswith("fp_")) == int(by_tau[0]["fp"])
     assert sum(int(row["fn_merged"]) for row in rows) == unmatched["fn_merged"]
     chosen = json.loads((tiny_run / "data/predictions/postprocess.json").read_text())  # on the validation images
-    assert objects["seeds"] == chosen["predict.seeds"] == "maxima" and len(chosen["validation_ap_50"]) == 16 * 9
+    assert objects["seeds"] == chosen["predict.seeds"] == "maxima" and len(chosen["validation_ap_50"]) == 12 * 9
     assert [objects["seed_sigma"], objects["seed_depth"]] == [chosen[f"predict.seed_{k}"] for k in ("sigma", "depth")]
     assert objects["min_object_size"] == chosen["predict.min_object_size"]
     overlays = sorted(p.name for p in (tiny_run / "reports/overlays").iterdir())

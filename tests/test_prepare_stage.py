@@ -158,3 +158,36 @@ def test_prepare_reports_the_dataset_and_warns_about_empty_masks(dataset):
     assert report["images"] == 6 and report["split"] == {"train": 4, "val": 1, "test": 1}
     assert report["empty_masks"] == {"count": 1, "images": ["img5"]}
     assert report["channels"] == {"param": "auto", "used": 1}
+
+
+def make_mixed_polarity(root, count=6):
+    """Bright objects on dark (fluorescence) in even images, dark on bright (brightfield) in odd ones."""
+    for sub in ("images", "masks"):
+        (root / "raw" / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        mask = np.zeros(SIZE, np.uint8)
+        mask[5:15, 5 + i:20 + i] = 255
+        image = np.where(mask > 0, 180, 30).astype(np.uint8) + rng.integers(0, 20, SIZE, dtype=np.uint8)
+        Image.fromarray(image if i % 2 == 0 else 255 - image).save(root / "raw" / "images" / f"img{i}.png")
+        Image.fromarray(mask).save(root / "raw" / "masks" / f"img{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("invert, used", [("auto", "bright_background"), ("none", "none")])
+def test_prepare_inverts_bright_background_images_when_polarity_is_mixed(tmp_path, invert, used):
+    write_params(make_mixed_polarity(tmp_path), {**PARAMS, "prepare": {**PARAMS["prepare"], "invert": invert}})
+    result = run_stage("prepare", tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "reports/data.json").read_text())
+    assert report["invert"]["param"] == invert and report["invert"]["used"] == used
+    assert f"prepare: invert {used}: " in result.stdout
+    manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())
+    assert manifest["normalization"]["invert"] == used
+    polarity = set()
+    for split, members in manifest["splits"].items():
+        for stem in members:
+            image = np.load(tmp_path / f"data/prepared/{split}/images/{stem}.npy")[..., 0]
+            mask = np.load(tmp_path / f"data/prepared/{split}/masks/{stem}.npy") > 0
+            polarity.add(bool(image[mask].mean() > image[~mask].mean()))
+    assert polarity == ({True} if used == "bright_background" else {True, False})

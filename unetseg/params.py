@@ -76,6 +76,7 @@ class Split(Section):
 class Prepare(Section):
     normalize: Literal["percentile", "dataset"] = "percentile"
     percentiles: tuple[float, float] = (1.0, 99.8)
+    invert: Literal["auto", "none", "bright_background"] = "none"
     val_fraction: float = Field(0.15, ge=0, lt=1)
     test_fraction: float = Field(0.15, ge=0, lt=1)
     split: Optional[Split] = None
