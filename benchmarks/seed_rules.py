@@ -89,12 +89,14 @@ def margin_seeds(p: np.ndarray, margin: float) -> np.ndarray:
     return grow(p, ndimage.label(p[..., INTERIOR] - p[..., 2] >= margin)[0], p[..., INTERIOR])
 
 
+def maxima_in(p: np.ndarray, height: np.ndarray, sigma: float, depth: float) -> np.ndarray:
+    """The predict stage's maxima rule and watershed in `height` instead of p(interior)."""
+    return seeded_watershed(1.0 - p[..., 0] >= 0.5, height, Seeds("maxima", sigma=sigma, depth=depth), 0)
+
+
 def margin_maxima_seeds(p: np.ndarray, sigma: float, depth: float) -> np.ndarray:
     """The maxima rule in (1 + p(interior) - p(boundary)) / 2 instead of p(interior)."""
-    height = (1 + p[..., INTERIOR] - p[..., 2]) / 2
-    foreground = 1.0 - p[..., 0] >= 0.5
-    markers, _, flood = Seeds("maxima", sigma=sigma, depth=depth).markers(height, foreground)
-    return grow(p, markers, flood)
+    return maxima_in(p, (1 + p[..., INTERIOR] - p[..., 2]) / 2, sigma, depth)
 
 
 def distance_seeds(p: np.ndarray, threshold: float, h: float) -> np.ndarray:
@@ -109,11 +111,8 @@ def distance_seeds(p: np.ndarray, threshold: float, h: float) -> np.ndarray:
 def shape_maxima_seeds(p: np.ndarray, sigma: float, depth: float, beta: float) -> np.ndarray:
     """The maxima rule in p(interior) + beta * (distance in px to the edge of p(interior) >= 0.5): two
     nuclei that the network fuses without a dip still make two peaks where their outline has a waist."""
-    interior = p[..., INTERIOR] >= 0.5
-    height = p[..., INTERIOR] + beta * ndimage.distance_transform_edt(interior)
-    foreground = 1.0 - p[..., 0] >= 0.5
-    markers, _, flood = Seeds("maxima", sigma=sigma, depth=depth).markers(height, foreground)
-    return grow(p, markers, flood)
+    distance = ndimage.distance_transform_edt(p[..., INTERIOR] >= 0.5)
+    return maxima_in(p, p[..., INTERIOR] + beta * distance, sigma, depth)
 
 
 RULES = {  # name: (labels from the three-class output, the parameters to try)
