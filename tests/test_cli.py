@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from stage_runner import error_line
+from unetseg import cli
 
 UNETSEG = Path(sys.executable).with_name("unetseg")  # the console script pip installed beside python
 
@@ -21,6 +22,18 @@ UNETSEG = Path(sys.executable).with_name("unetseg")  # the console script pip in
 def unetseg(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     return subprocess.run([str(UNETSEG), *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def unetseg_in_process(cwd: Path, *args: str, monkeypatch, capsys) -> subprocess.CompletedProcess:
+    """The command run in this process, as `unetseg` would return it, without a TensorFlow start-up per call."""
+    monkeypatch.chdir(cwd)
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 def save(path: Path, array: np.ndarray) -> Path:
@@ -78,7 +91,7 @@ def bad_model_files(tmp_path: Path, model: Path) -> dict[str, Path]:
             "alone": tmp_path / "alone/unet.keras"}
 
 
-def test_predict_errors_are_one_line_and_write_nothing(tiny_run, tmp_path):
+def test_predict_errors_are_one_line_and_write_nothing(tiny_run, tmp_path, monkeypatch, capsys):
     model = str(tiny_run / "models/unet.keras")
     bad = bad_model_files(tmp_path, tiny_run / "models/unet.keras")
     save(tmp_path / "twice/a.png", np.zeros((8, 8), np.uint8))
@@ -99,7 +112,8 @@ def test_predict_errors_are_one_line_and_write_nothing(tiny_run, tmp_path):
         (["--model", model, "--input", "good.png", "--overlap", "1.5"], "flags: predict.overlap: Input should be less than 1"),
     ]
     for args, expected in cases:
-        assert expected in error_line(unetseg(tmp_path, "predict", *args, "--output", "o")), args
+        result = unetseg_in_process(tmp_path, "predict", *args, "--output", "o", monkeypatch=monkeypatch, capsys=capsys)
+        assert expected in error_line(result), args
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     result = unetseg(tmp_path, "predict", "--model", model, "--input", "good.png", "--output", "a_file/out")
     assert "a_file is a file, not a folder" in error_line(result)

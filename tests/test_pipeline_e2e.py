@@ -41,11 +41,11 @@ def test_forced_extract_and_augment_are_byte_identical(project):
         assert after[stage]["outs"] == before[stage]["outs"], stage
 
 
+# test_caching_map checks the stale stages of every param; these run the pipeline's two ends and the plan's
+# hand-off for real, and restore them from the run-cache.
 @pytest.mark.parametrize(
     "change, reran",
     [
-        ({"augment": {"copies": 2}}, {"plan", "augment", "train", "predict", "evaluate"}),
-        ({"augment": {"elastic": {"sigma": 5.0}}}, {"augment", "train", "predict", "evaluate"}),
         ({"extract": {"stride": 16}}, {"plan", "extract", "augment", "train", "predict", "evaluate"}),
         ({"predict": {"tile_size": 64}}, {"plan", "predict", "evaluate"}),
         ({"predict": {"prob_dtype": "float16"}}, {"predict", "evaluate"}),

@@ -117,9 +117,10 @@ def test_push_then_pull_into_a_fresh_clone_loses_nothing_and_reproduces(kind, re
     assert checksums(clone.root) == checksums(project.root)
     assert clone.stale_stages() == set()
     assert "Data and pipelines are up to date." in clone.dvc("repro").stdout
-    # own data: synthesize is no ancestor of prepare any more, so even --force leaves it alone
-    assert clone.repro("--force") == {"prepare", "plan", "extract", "augment", "train", "predict", "evaluate"}
-    assert_same_results(clone, project)
+    if kind == "local":  # what a clone reproduces does not depend on the remote it pulled from
+        # own data: synthesize is no ancestor of prepare any more, so even --force leaves it alone
+        assert clone.repro("--force") == {"prepare", "plan", "extract", "augment", "train", "predict", "evaluate"}
+        assert_same_results(clone, project)
 
 
 @pytest.mark.parametrize("kind", ["local", "ssh"])
