@@ -4,7 +4,8 @@ The seed configuration (depth 4, base 32 filters, transposed up-sampling, no bat
 patches, bce_dice loss, Adam, from in-memory batches (the input pipeline is measured on its own, in
 input_pipeline.py). Every precision (float32, mixed_float16, mixed_bfloat16) with XLA off and on,
 on each Keras backend installed (TensorFlow, JAX), each backend in its own process since Keras fixes
-it at import. A variant that fails is recorded with its error, and the rest still run.
+it at import. A variant that fails is recorded with its error, and the rest still run; the output file is
+written again after every variant, so a run stopped part-way keeps what it measured.
 
 MFU = training FLOP/s achieved (FLOPs counted from the network: unetseg.plan.unet_flops, times
 TRAIN_FLOPS_PER_FORWARD for the backward pass) / the device's dense peak for the precision, from
@@ -90,26 +91,27 @@ def patches_per_s(config: dict, precision: str, xla: bool) -> float:
     return count / statistics.median(fit() for _ in range(config["rounds"]))
 
 
-def run_backend(backend: str, config: dict) -> dict:
-    """This process's variants (KERAS_BACKEND is already `backend`)."""
+def run_backend(backend: str, config: dict) -> None:
+    """This process's variants (KERAS_BACKEND is already `backend`), each printed to stdout as one JSON
+    line the moment it ends, after a first line naming the device."""
     from unetseg.plan import TRAIN_FLOPS_PER_FORWARD, unet_flops
 
     device = device_name(backend)
+    print(json.dumps({"device": device}), flush=True)
     flops = TRAIN_FLOPS_PER_FORWARD * unet_flops(config["patch"], 1, config["depth"], config["base_filters"])
-    variants = {}
     for precision in PRECISIONS:
         for xla in (False, True):
             name = f"{precision}, XLA {'on' if xla else 'off'}"
             try:
                 rate = patches_per_s(config, precision, xla)
             except Exception as error:  # noqa: BLE001 - one unsupported variant must not end the run
-                variants[name] = {"error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"}
-                continue
-            peak = peak_tflops(device, precision)
-            variants[name] = {"patches_per_s": round(rate, 1), "tflops": round(rate * flops / 1e12, 3),
-                              "mfu": None if peak is None else round(rate * flops / (peak * 1e12), 4)}
-            print(f"{backend} {name}: {variants[name]}", file=sys.stderr, flush=True)
-    return {"device": device, "variants": variants}
+                result = {"error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"}
+            else:
+                peak = peak_tflops(device, precision)
+                result = {"patches_per_s": round(rate, 1), "tflops": round(rate * flops / 1e12, 3),
+                          "mfu": None if peak is None else round(rate * flops / (peak * 1e12), 4)}
+            print(f"{backend} {name}: {result}", file=sys.stderr, flush=True)
+            print(json.dumps({"variant": name, "result": result}), flush=True)
 
 
 def main() -> None:
@@ -120,34 +122,45 @@ def main() -> None:
     args = parser.parse_args()
     config = TINY if args.tiny else SEED
     if args.backend:
-        print(json.dumps(run_backend(args.backend, config)))
+        run_backend(args.backend, config)
         return
 
     results = {"config": config, "precisions": PRECISIONS, "backends": {}}
+
+    def save() -> None:  # after every variant: a run cut short keeps what it measured
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+
     for backend in BACKENDS:
         if importlib.util.find_spec(backend) is None:
             results["backends"][backend] = {"error": "not installed"}
             continue
         command = [sys.executable, __file__, "--backend", backend] + (["--tiny"] if args.tiny else [])
-        results["backends"][backend] = run_child(command, {**os.environ, "KERAS_BACKEND": backend})
-        print(backend, json.dumps(results["backends"][backend], indent=1), flush=True)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+        results["backends"][backend] = run = {"variants": {}}
+        run_child(command, {**os.environ, "KERAS_BACKEND": backend}, run, save)
+        print(backend, json.dumps(run, indent=1), flush=True)
+    save()
     print(f"written to {args.output}")
 
 
-def run_child(command: list[str], env: dict) -> dict:
-    """A backend's process: its result, or its last stderr line as the error; its stderr echoed as it
-    comes, so a long GPU run shows each variant when it ends."""
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    last = ""
-    for line in child.stderr:
-        print(line, end="", file=sys.stderr, flush=True)
-        last = line.strip() or last
-    stdout = child.stdout.read()
+def run_child(command: list[str], env: dict, run: dict, save) -> None:
+    """A backend's process, its stderr shown as it comes: each line it prints goes into `run` (the
+    device, then one variant at a time) and is saved at once; a failed process adds its exit status as
+    the error, next to the variants it finished."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    for line in child.stdout:
+        if not line.startswith("{"):  # a library's own print
+            print(line, end="", flush=True)
+            continue
+        message = json.loads(line)
+        if "variant" in message:
+            run["variants"][message["variant"]] = message["result"]
+        else:
+            run.update(message)
+        save()
     if child.wait():
-        return {"error": (last or f"exit status {child.returncode}")[:300]}
-    return json.loads(stdout.strip().splitlines()[-1])
+        run["error"] = f"exit status {child.returncode} (see its stderr above)"
+        save()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 from stage_runner import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from gpu_train import PRECISIONS, peak_tflops  # noqa: E402
+from gpu_train import PRECISIONS, peak_tflops, run_child  # noqa: E402
 
 
 def test_peak_flops_are_looked_up_by_device_name():
@@ -34,3 +34,15 @@ def test_gpu_benchmark_runs_every_variant_in_its_tiny_configuration(tmp_path):
         assert sorted(run["variants"]) == sorted(f"{p}, XLA {x}" for p in PRECISIONS for x in ("off", "on"))
         for name, variant in run["variants"].items():
             assert variant["patches_per_s"] > 0 and variant["mfu"] is None, (backend, name, variant)
+
+
+def test_a_backend_that_dies_keeps_the_variants_it_finished(tmp_path):
+    script = ('import json, sys; print(json.dumps({"device": "CPU"})); print("a library speaks"); '
+              'print(json.dumps({"variant": "float32, XLA off", "result": {"patches_per_s": 5.0}}), flush=True); '
+              'sys.exit(137)')
+    saved = []
+    run = {"variants": {}}
+    run_child([sys.executable, "-c", script], {}, run, lambda: saved.append(json.dumps(run)))
+    assert run == {"variants": {"float32, XLA off": {"patches_per_s": 5.0}}, "device": "CPU",
+                   "error": "exit status 137 (see its stderr above)"}
+    assert json.loads(saved[1])["variants"] == run["variants"]  # saved the moment the variant ended
