@@ -6,6 +6,10 @@ stage picks here, in interleaved rounds (common.interleaved_seconds). The convol
 with the square of the width, batch normalisation's work only with the width, so its share falls
 as the network widens.
 
+A third variant, "fused", normalises the training batches with TensorFlow's fused kernel on float32
+(FusedBatchNorm below) where Keras 3 runs moments, normalisation and their gradients as separate
+float32 operations: a candidate for the train stage, measured here, not used there.
+
 Run: python benchmarks/batchnorm_cost.py [--widths 8 16] [--steps 20] [--rounds 4]
 """
 
@@ -29,9 +33,34 @@ from unetseg.unet import build_unet  # noqa: E402
 PATCH, BATCH, CLASSES = 128, 16, 3  # the shipped plan's patch and batch; the boundary target's classes
 
 
-def step_loop(base_filters: int, batchnorm: bool, precision: str, batches):
+class FusedBatchNorm(keras.layers.BatchNormalization):
+    """Keras's layer, its training batches normalised by TensorFlow's fused kernel in float32 (the moving
+    variance then takes the batch's unbiased variance, n / (n - 1) of Keras's)."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        out, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            tf.cast(inputs, "float32"), tf.cast(self.gamma, "float32"), tf.cast(self.beta, "float32"),
+            epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1 - self.momentum))
+        return tf.cast(out, self.compute_dtype)
+
+
+def with_fused_batchnorm(model: keras.Model) -> keras.Model:
+    def clone(layer):
+        kind = FusedBatchNorm if isinstance(layer, keras.layers.BatchNormalization) else type(layer)
+        return kind.from_config(layer.get_config())
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def step_loop(base_filters: int, norm: str, precision: str, batches):
     keras.mixed_precision.set_global_policy(precision)
-    model = build_unet(1, CLASSES, 4, base_filters, batchnorm)
+    model = build_unet(1, CLASSES, 4, base_filters, norm != "without")
+    model = with_fused_batchnorm(model) if norm == "fused" else model
     model.compile(keras.optimizers.Adam(1e-3), SegmentationLoss("bce_dice", CLASSES))
     return lambda: [model.train_on_batch(x, y) for x, y in batches]
 
@@ -46,14 +75,16 @@ def main() -> None:
     labels = rng.integers(0, CLASSES, (args.steps, BATCH, PATCH, PATCH))
     batches = [(rng.random((BATCH, PATCH, PATCH, 1), np.float32), y[..., None].astype(np.float32)) for y in labels]
     precision = precision_here("auto")
-    runs = {(width, bn): step_loop(width, bn, precision, batches) for width in args.widths for bn in (False, True)}
+    norms = ("without", "with", "fused")
+    runs = {(width, norm): step_loop(width, norm, precision, batches) for width in args.widths for norm in norms}
     speed = {key: args.steps * BATCH / statistics.median(rounds)
              for key, rounds in interleaved_seconds(runs, args.rounds).items()}
     write_results("batchnorm_cost", {
         "config": {"patch_size": PATCH, "batch_size": BATCH, "depth": 4, "classes": CLASSES, "precision": precision,
                    "steps_per_call": args.steps, "rounds": args.rounds},
-        "patches_per_s": {f"base_filters {w}": {"without": round(speed[w, False], 1), "with": round(speed[w, True], 1),
-                                                "time_ratio": round(speed[w, False] / speed[w, True], 2)}
+        "patches_per_s": {f"base_filters {w}": {**{norm: round(speed[w, norm], 1) for norm in norms},
+                                                "time_ratio": round(speed[w, "without"] / speed[w, "with"], 2),
+                                                "fused_time_ratio": round(speed[w, "without"] / speed[w, "fused"], 2)}
                           for w in args.widths},
     })
 
