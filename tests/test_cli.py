@@ -30,8 +30,8 @@ def unetseg_in_process(cwd: Path, *args: str, monkeypatch, capsys) -> subprocess
     try:
         cli.main(list(args))
         code = 0
-    except SystemExit as exit:
-        code = exit.code
+    except SystemExit as stop:
+        code = stop.code
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
