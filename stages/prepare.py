@@ -46,10 +46,8 @@ def main(argv) -> None:
             folder = out / split_of[stem]
             (folder / "images").mkdir(parents=True, exist_ok=True)
             (folder / "masks").mkdir(parents=True, exist_ok=True)
-            image = normalize(read_image(image_path, channels), spec)
+            image, mask, classes = read_prepared(image_path, mask_path, spec, channels, data)
             np.save(folder / "images" / f"{stem}.npy", image)
-            mask = read_mask(mask_path)
-            classes = mask_to_classes(mask, data.num_classes, mask_path, data.mask_type)
             np.save(folder / "masks" / f"{stem}.npy", classes)
             if data.num_classes == 1:  # the objects, for instance targets and metrics
                 (folder / "labels").mkdir(exist_ok=True)
@@ -69,13 +67,19 @@ def normalization_spec(cfg, train_images, channels: int) -> dict:
     return spec
 
 
+def read_prepared(image_path, mask_path, spec: dict, channels: int, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pair as prepare writes it: the normalised image, the mask as read, and its class ids."""
+    image = normalize(read_image(image_path, channels), spec)
+    mask = read_mask(mask_path)
+    return image, mask, mask_to_classes(mask, data.num_classes, mask_path, data.mask_type)
+
+
 def polarity_samples(spec: dict, pairs, channels: int, data) -> list[tuple]:
     """(bright background, object contrast) of each (image, mask) pair, as normalised before any inversion."""
     samples = []
     for image_path, mask_path in tqdm(pairs, desc="polarity"):
-        image = normalize(read_image(image_path, channels), {**spec, "invert": "none"})
-        foreground = mask_to_classes(read_mask(mask_path), data.num_classes, mask_path, data.mask_type) > 0
-        samples.append((has_bright_background(image, spec["mode"]), object_contrast(image, foreground)))
+        image, _, classes = read_prepared(image_path, mask_path, {**spec, "invert": "none"}, channels, data)
+        samples.append((has_bright_background(image, spec["mode"]), object_contrast(image, classes > 0)))
     return samples
 
 
