@@ -7,8 +7,8 @@ with the square of the width, batch normalisation's work only with the width, so
 as the network widens.
 
 A third variant, "fused", normalises the training batches with TensorFlow's fused kernel on float32
-(FusedBatchNorm below) where Keras 3 runs moments, normalisation and their gradients as separate
-float32 operations: a candidate for the train stage, measured here, not used there.
+(unetseg.tf_training.FusedBatchNorm, what the train stage uses on a CPU) where Keras 3 runs moments,
+normalisation and their gradients as separate float32 operations.
 
 Run: python benchmarks/batchnorm_cost.py [--widths 8 16] [--steps 20] [--rounds 4]
 """
@@ -27,40 +27,16 @@ from common import REPO, interleaved_seconds, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from unetseg.losses import SegmentationLoss  # noqa: E402
-from unetseg.tf_training import precision_here  # noqa: E402
+from unetseg.tf_training import FusedBatchNorm, precision_here  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
 PATCH, BATCH, CLASSES = 128, 16, 3  # the shipped plan's patch and batch; the boundary target's classes
 
 
-class FusedBatchNorm(keras.layers.BatchNormalization):
-    """Keras's layer, its training batches normalised by TensorFlow's fused kernel in float32 (the moving
-    variance then takes the batch's unbiased variance, n / (n - 1) of Keras's)."""
-
-    def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable):
-            return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
-        out, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            tf.cast(inputs, "float32"), tf.cast(self.gamma, "float32"), tf.cast(self.beta, "float32"),
-            epsilon=self.epsilon, data_format="NHWC", is_training=True)
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1 - self.momentum))
-        return tf.cast(out, self.compute_dtype)
-
-
-def with_fused_batchnorm(model: keras.Model) -> keras.Model:
-    def clone(layer):
-        kind = FusedBatchNorm if isinstance(layer, keras.layers.BatchNormalization) else type(layer)
-        return kind.from_config(layer.get_config())
-    return keras.models.clone_model(model, clone_function=clone)
-
-
 def step_loop(base_filters: int, norm: str, precision: str, batches):
     keras.mixed_precision.set_global_policy(precision)
-    model = build_unet(1, CLASSES, 4, base_filters, norm != "without")
-    model = with_fused_batchnorm(model) if norm == "fused" else model
+    layer = FusedBatchNorm if norm == "fused" else keras.layers.BatchNormalization
+    model = build_unet(1, CLASSES, 4, base_filters, norm != "without", batchnorm_layer=layer)
     model.compile(keras.optimizers.Adam(1e-3), SegmentationLoss("bce_dice", CLASSES))
     return lambda: [model.train_on_batch(x, y) for x, y in batches]
 

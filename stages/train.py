@@ -19,8 +19,8 @@ from dvclive import Live  # noqa: E402
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json  # noqa: E402
 from unetseg.instances import output_classes, resolve_target  # noqa: E402
-from unetseg.tf_training import (as_dataset, choose_strategy, fit_ready, is_chief, make_strategy,  # noqa: E402
-                                 precision_here, set_determinism)
+from unetseg.tf_training import (as_dataset, batchnorm_layer, choose_strategy, fit_ready, is_chief,  # noqa: E402
+                                 make_strategy, precision_here, set_determinism, with_keras_batchnorm)
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
                               collapse_warning, compiled_unet, computing_in_float32, save_model)
 
@@ -56,7 +56,7 @@ def main(argv) -> None:
     strategy = make_strategy(strategy_name)
     with strategy.scope():
         model = compiled_unet(params, plan, train.channels, output_classes(target, prepared["num_classes"]), precision,
-                              pixel_weights=train.target_channels == 2)
+                              pixel_weights=train.target_channels == 2, batchnorm_layer=batchnorm_layer(len(gpus)))
     fit_ready(model, strategy_name)
 
     keep_best, stop_on_nan = KeepBest("val_dice"), StopOnNonFinite()
@@ -82,7 +82,7 @@ def main(argv) -> None:
         wall = time.perf_counter() - started
         stop_on_nan.raise_if_stopped()
         keep_best.restore()
-        save_model(computing_in_float32(model), models_dir / "unet.keras")
+        save_model(computing_in_float32(with_keras_batchnorm(model)), models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
         gap = {"gap_width": val.manifest["gap_width"]} if target == "weighted" else {}
         write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target, **gap})

@@ -3,10 +3,12 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from stage_runner import error_line, run_stage, write_params  # noqa: E402
@@ -272,3 +274,58 @@ def test_tf_data_readers_serve_the_stream_in_order_and_epochs_restart(tmp_path):
         assert all(np.array_equal(images.numpy(), want) for (images, _), want in zip(epoch, expected[:3]))
         assert len(list(epoch)) == 3
     assert epoch.options().autotune.enabled is False  # no wait for the autotuner when fit ends its input
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_fused_batchnorm_trains_as_keras_layer_does(precision):
+    import keras
+    import tensorflow as tf
+
+    from unetseg.tf_training import FusedBatchNorm
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        x = tf.constant(np.random.default_rng(0).normal(2, 3, (4, 6, 5, 3)), "float32")
+        layers = [kind(momentum=0.5) for kind in (keras.layers.BatchNormalization, FusedBatchNorm)]
+        results = []
+        for layer in layers:
+            layer.build(x.shape)
+            layer.gamma.assign([1.0, 2.0, 0.5])
+            layer.beta.assign([0.0, -1.0, 3.0])
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.cast(layer(tf.cast(x, layer.compute_dtype), training=True), "float32")
+                loss = tf.reduce_sum(y * tf.range(y.shape[-1], dtype="float32") * x)
+            results.append([y, *tape.gradient(loss, [x, layer.gamma, layer.beta])])
+        tolerance = 1e-5 if precision == "float32" else 2e-2
+        for keras_value, fused_value in zip(*results):
+            assert np.allclose(fused_value, keras_value, rtol=tolerance, atol=tolerance)
+        keras_layer, fused = layers
+        n = 4 * 6 * 5
+        assert np.allclose(fused.moving_mean, keras_layer.moving_mean, atol=1e-3 if precision != "float32" else 1e-6)
+        batch_variance = 2 * np.asarray(keras_layer.moving_variance) - 1  # momentum 0.5 from 1
+        assert np.allclose(2 * np.asarray(fused.moving_variance) - 1, batch_variance * n / (n - 1), rtol=tolerance)
+        fused.set_weights(keras_layer.get_weights())
+        inference = [np.asarray(layer(x[:1], training=False), "float32") for layer in layers]
+        assert np.array_equal(*inference)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_model_trained_with_fused_batchnorm_is_saved_with_keras_layers(tiny_run, tmp_path):
+    import keras
+
+    from unetseg.tf_training import FusedBatchNorm, with_keras_batchnorm
+    from unetseg.unet import build_unet
+
+    model = build_unet(1, 1, depth=1, base_filters=2, batchnorm=True, batchnorm_layer=FusedBatchNorm)
+    model.compile("adam", "binary_crossentropy")
+    x = np.random.default_rng(1).random((2, 8, 8, 1)).astype(np.float32)
+    model.fit(x, (x > 0.5).astype(np.float32), epochs=2, verbose=0)
+    saved = with_keras_batchnorm(model)
+    assert {type(layer) for layer in saved.layers if "_bn" in layer.name} == {keras.layers.BatchNormalization}
+    assert [layer.name for layer in saved.layers] == [layer.name for layer in model.layers]
+    assert np.allclose(saved.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
+    config = json.loads(zipfile.ZipFile(tiny_run / "models/unet.keras").read("config.json"))
+    classes = {layer["class_name"] for layer in config["config"]["layers"]}
+    assert "BatchNormalization" in classes and "FusedBatchNorm" not in classes

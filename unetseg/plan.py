@@ -32,9 +32,11 @@ PIXEL_VISITS = 100                # training wants each training pixel seen abou
 MIN_STEPS = 600                   # ... and at least this many optimizer steps
 ROUNDS = (8, 40)                  # validation rounds (epochs): fewest and most
 TRAIN_FLOPS_PER_FORWARD = 3       # forward + backward ~ 3 forward passes
-BATCHNORM_COST = 1.8              # time with batch normalisation / without, 2 CPU cores, bf16: the train
-                                  # stage on DSB2018 1.82 (161.7 against 88.7 patches/s); the bare step
-                                  # 1.70 at base 8, 1.62 at 16 (benchmarks/batchnorm_cost.py)
+BATCHNORM_COST = 1.45             # time with batch normalisation / without, 2 CPU cores, bf16, as the train
+                                  # stage runs it (TensorFlow's fused kernel, tf_training.FusedBatchNorm):
+                                  # the bare step 1.34x at base 8, 1.24x at 16 (benchmarks/batchnorm_cost.py;
+                                  # Keras's own layer 1.81x, 1.58x), and the stage adds to it (1.82 there
+                                  # against 1.70 bare with Keras's layer)
 OVERSAMPLE = 0.33                 # nnU-Net forces a third of each batch onto foreground
 MAJORITY = 0.5                    # foreground above this fraction needs no oversampling
 PINNED = "pinned in params.yaml"

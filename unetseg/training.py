@@ -100,14 +100,15 @@ class ShardBatches:
 
 
 def compiled_unet(params, plan: dict, channels: int, classes: int, precision: str = "float32",
-                  pixel_weights: bool = False) -> keras.Model:
+                  pixel_weights: bool = False, batchnorm_layer=keras.layers.BatchNormalization) -> keras.Model:
     """The U-Net the params and the plan describe, computing in `precision` (a Keras dtype policy),
-    compiled with its loss (`pixel_weights`: the targets carry loss weights), metrics and LR
-    schedule (build it inside the strategy's scope to train on several devices)."""
+    with `batchnorm_layer` where model.batchnorm asks, compiled with its loss (`pixel_weights`: the
+    targets carry loss weights), metrics and LR schedule (build it inside the strategy's scope to
+    train on several devices)."""
     keras.mixed_precision.set_global_policy(precision)
     m, t = params.model, params.train
     model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
-                       m.dropout, m.upsampling)
+                       m.dropout, m.upsampling, batchnorm_layer)
     loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth,
                             pixel_weights=pixel_weights)
     metrics = [OverlapMetric("dice", classes), OverlapMetric("iou", classes)]
