@@ -1,32 +1,57 @@
-"""Stage augment: each train patch plus `augment.copies` augmented versions (val is not augmented)."""
+"""Stage augment: each train patch plus `augment.copies` augmented versions (val is not augmented).
+
+Each shard draws from its own seeded generator, so the shards are augmented in parallel, one
+process per core, and written in order: the output does not depend on the number of cores."""
+
+import os
+from contextlib import nullcontext
+from multiprocessing import Pool
 
 import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, run_stage
 from unetseg.augment import augment_patch
-from unetseg.shards import ShardWriter, iter_shards, patch_sources, read_manifest
+from unetseg.shards import ShardWriter, load_shard, patch_sources, read_manifest
 
 SOURCE = "data/patches/train"
 OUT = "data/augmented"
+
+
+def augmented_shard(task) -> list[tuple[np.ndarray, ...]]:
+    """Shard `index` of the train patches as, per patch, its arrays stacked with its augmented copies."""
+    index, seed, cfg = task
+    rng = np.random.default_rng([seed, index])
+    stacks = []
+    for patch in zip(*load_shard(SOURCE, index)):  # (image, mask) or (image, mask, weights)
+        versions = [patch] + [augment_patch(*patch[:2], rng, cfg, *patch[2:]) for _ in range(cfg.copies)]
+        stacks.append(tuple(np.stack(layer) for layer in zip(*versions)))
+    return stacks
+
+
+def worker_pool(tasks: int):
+    """A process per core (at most one per task), or none where one process is enough. Made before
+    any thread starts, since a pool forks this process where the platform forks."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(cores, tasks)
+    return Pool(workers) if workers > 1 else nullcontext()
 
 
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     cfg = params.augment
     source = read_manifest(SOURCE)
-    with atomic_dir(OUT) as out:
+    tasks = [(index, params.base.seed, cfg) for index in range(len(source["shards"]))]
+    with worker_pool(len(tasks)) as pool, atomic_dir(OUT) as out:
+        results = pool.imap(augmented_shard, tasks) if pool else map(augmented_shard, tasks)
         weighted = source.get("weights", False)
         writer = ShardWriter(out, source["patch_size"], source["channels"], source["shard_size"], weighted)
         origins = iter(patch_sources(source))
         with tqdm(total=source["count"], desc="augment") as progress:
-            for shard_index, shard in enumerate(iter_shards(SOURCE)):
-                rng = np.random.default_rng([params.base.seed, shard_index])
-                for patch in zip(*shard):  # (image, mask) or (image, mask, weights)
-                    versions = [patch] + [augment_patch(*patch[:2], rng, cfg, *patch[2:]) for _ in range(cfg.copies)]
-                    image, mask, *weights = (np.stack(layer) for layer in zip(*versions))
+            for stacks in results:
+                for image, mask, *weights in stacks:
                     writer.add(image, mask, next(origins), *weights)
-                    progress.update()
+                progress.update(len(stacks))
         writer.close(copies=cfg.copies, source_count=source["count"])
     print(f"augment: {source['count']} train patches, each with {cfg.copies} augmented copies: "
           f"{writer.count} -> {OUT}/")

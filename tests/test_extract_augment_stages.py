@@ -1,8 +1,11 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 
-from stage_runner import error_line, run_stage
+from stage_runner import REPO, error_line, run_stage
 from unetseg.shards import iter_shards, read_manifest
 
 
@@ -41,6 +44,17 @@ def test_rerunning_extract_and_augment_gives_identical_bytes(tiny_copy):
     for stage in ("extract", "augment"):
         assert run_stage(stage, tiny_copy).returncode == 0
     assert before == {d: files_of(tiny_copy / d) for d in ("data/patches", "data/augmented")}
+    assert len(read_manifest(tiny_copy / "data/patches/train")["shards"]) > 1  # so augment ran them in parallel
+
+
+def test_augment_on_one_core_writes_what_it_writes_on_several(tiny_copy):
+    before = files_of(tiny_copy / "data/augmented")
+    one_core = ("import os, runpy\n"
+                "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+                "runpy.run_module('stages.augment', run_name='__main__')\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-c", one_core], cwd=tiny_copy, env=env, check=True, capture_output=True)
+    assert files_of(tiny_copy / "data/augmented") == before
 
 
 def test_plan_writes_one_file_per_reader_and_a_report(tiny_run):
