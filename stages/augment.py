@@ -19,11 +19,12 @@ OUT = "data/augmented"
 
 
 def augmented_shard(task) -> list[tuple[np.ndarray, ...]]:
-    """Shard `index` of the train patches as, per patch, its arrays stacked with its augmented copies."""
-    index, seed, cfg = task
+    """Shard number `index` (its manifest entry `shard`) of the train patches as, per patch, its arrays
+    stacked with its augmented copies."""
+    index, shard, seed, cfg = task
     rng = np.random.default_rng([seed, index])
     stacks = []
-    for patch in zip(*load_shard(SOURCE, index)):  # (image, mask) or (image, mask, weights)
+    for patch in zip(*load_shard(SOURCE, shard)):  # (image, mask) or (image, mask, weights)
         versions = [patch] + [augment_patch(*patch[:2], rng, cfg, *patch[2:]) for _ in range(cfg.copies)]
         stacks.append(tuple(np.stack(layer) for layer in zip(*versions)))
     return stacks
@@ -41,7 +42,7 @@ def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     cfg = params.augment
     source = read_manifest(SOURCE)
-    tasks = [(index, params.base.seed, cfg) for index in range(len(source["shards"]))]
+    tasks = [(index, shard, params.base.seed, cfg) for index, shard in enumerate(source["shards"])]
     with worker_pool(len(tasks)) as pool, atomic_dir(OUT) as out:
         results = pool.imap(augmented_shard, tasks) if pool else map(augmented_shard, tasks)
         weighted = source.get("weights", False)

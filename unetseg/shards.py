@@ -113,16 +113,14 @@ def patch_sources(manifest: dict) -> np.ndarray:
 def iter_shards(directory, mmap: bool = True):
     """Yield (images, masks) per shard, or (images, masks, weights) where the shards hold weights;
     memory-mapped by default."""
-    for index in range(len(read_manifest(directory)["shards"])):
-        yield load_shard(directory, index, mmap)
+    for shard in read_manifest(directory)["shards"]:
+        yield load_shard(directory, shard, mmap)
 
 
-def load_shard(directory, index: int, mmap: bool = True) -> tuple[np.ndarray, ...]:
-    """Shard number `index`'s arrays, as `iter_shards` gives them."""
-    directory = Path(directory)
-    shard = read_manifest(directory)["shards"][index]
+def load_shard(directory, shard: dict, mmap: bool = True) -> tuple[np.ndarray, ...]:
+    """The arrays of `shard` (an entry of the manifest's `shards`), as `iter_shards` gives them."""
     mode = "r" if mmap else None
-    return tuple(np.load(directory / shard[kind], mmap_mode=mode) for kind in KINDS if kind in shard)
+    return tuple(np.load(Path(directory) / shard[kind], mmap_mode=mode) for kind in KINDS if kind in shard)
 
 
 class PatchFile:
