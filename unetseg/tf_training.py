@@ -55,8 +55,8 @@ class FusedBatchNorm(keras.layers.BatchNormalization):
     """Keras's layer, its training batches normalised by TensorFlow's fused kernel in float32.
 
     Keras 3 runs the moments, the normalisation and each one's gradient as separate operations: on
-    two CPU cores a step of the planned network then takes 1.76x as long as one without batch
-    normalisation, and 1.31x with this kernel (benchmarks/batchnorm_cost.py). The arithmetic is the
+    two CPU cores a step of the planned network then takes 1.81x as long as one without batch
+    normalisation, and 1.34x with this kernel (benchmarks/batchnorm_cost.py). The arithmetic is the
     same, except that the moving variance takes the batch's unbiased variance (n / (n - 1) of
     Keras's; 1 + 4e-6 for a batch of 16 patches of 128x128). Inference is Keras's own code, and
     `with_keras_batchnorm` turns a trained model back into Keras's layers for saving."""
