@@ -3,15 +3,12 @@
 Each shard draws from its own seeded generator, so the shards are augmented in parallel, one
 process per core, and written in order: the output does not depend on the number of cores."""
 
-import os
-from contextlib import nullcontext
-from multiprocessing import Pool
-
 import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, run_stage
 from unetseg.augment import augment_patch
+from unetseg.parallel import ordered_map, worker_pool
 from unetseg.shards import ShardWriter, load_shard, patch_sources, read_manifest
 
 SOURCE = "data/patches/train"
@@ -30,21 +27,13 @@ def augmented_shard(task) -> list[tuple[np.ndarray, ...]]:
     return stacks
 
 
-def worker_pool(tasks: int):
-    """A process per core (at most one per task), or none where one process is enough. Made before
-    any thread starts, since a pool forks this process where the platform forks."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(cores, tasks)
-    return Pool(workers) if workers > 1 else nullcontext()
-
-
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     cfg = params.augment
     source = read_manifest(SOURCE)
     tasks = [(index, shard, params.base.seed, cfg) for index, shard in enumerate(source["shards"])]
-    with worker_pool(len(tasks)) as pool, atomic_dir(OUT) as out:
-        results = pool.imap(augmented_shard, tasks) if pool else map(augmented_shard, tasks)
+    with worker_pool(len(tasks)) as pool, atomic_dir(OUT) as out:  # before tqdm starts its thread
+        results = ordered_map(pool, augmented_shard, tasks)
         weighted = source.get("weights", False)
         writer = ShardWriter(out, source["patch_size"], source["channels"], source["shard_size"], weighted)
         origins = iter(patch_sources(source))

@@ -2,10 +2,14 @@
 
 For the boundary and weighted targets with the seed knobs (predict.seed_threshold, or seed_sigma and
 seed_depth) or predict.min_object_size auto, the stage first predicts the validation images and keeps
-the values whose objects match theirs best (data/predictions/postprocess.json). New images:
-`unetseg predict` (unetseg/cli.py).
+the values whose objects match theirs best (data/predictions/postprocess.json). While this process
+runs the model, worker processes grow and score the objects and write the files, where the images
+are large enough to repay their start; the outputs are the same either way. New images: `unetseg
+predict` (unetseg/cli.py).
 """
 
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +19,13 @@ from stages.common import atomic_dir, load_stage_params, read_json, read_plan, r
 from unetseg.inference import keras, load_model, predict_probabilities, resolved_auto, write_prediction
 from unetseg.instances import MIN_SIZES, best_postprocessing, postprocessing_scores, seed_candidates, seed_rule
 from unetseg.modelfile import model_gap, model_target, read_preprocessing
+from unetseg.parallel import ordered_map, usable_cores, worker_pool
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
 POSTPROCESS = "postprocess.json"  # what predict chose on the validation images
+POOL_MIN_PIXELS = 4_000_000  # validation and test pixels (DSB2018: 32 M; the shipped data: 1 M)
+POOL_MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 def main(argv) -> None:
@@ -27,17 +34,45 @@ def main(argv) -> None:
     model, preprocessing = load_model(MODEL), read_preprocessing(MODEL)
     target, gap = model_target(preprocessing), model_gap(preprocessing)
     splits = read_json(PREPARED / "manifest.json")["splits"]
-    choice = choose_postprocessing(model, splits["val"], params, target, gap) if target in OBJECT_TARGETS else {}
-    params = with_predict(params, resolved_auto(params.predict, choice))
-    with atomic_dir(OUT) as out:
-        for stem in tqdm(splits["test"], desc="predict"):
-            path = PREPARED / "test" / "images" / f"{stem}.npy"
-            write_prediction(out, stem, predict_probabilities(model, np.load(path), params, path), params, target, gap)
-        write_json(out / POSTPROCESS, choice)
+    objects = target in OBJECT_TARGETS
+    with objects_pool(splits) if objects else nullcontext() as pool:
+        choice = choose_postprocessing(model, splits["val"], params, target, gap, pool) if objects else {}
+        params = with_predict(params, resolved_auto(params.predict, choice))
+        with atomic_dir(OUT) as out:
+            tasks = ((out, stem, test_output(model, stem, params), params, target, gap) for stem in splits["test"])
+            for _ in tqdm(in_workers(pool, written_prediction, tasks), total=len(splits["test"]), desc="predict"):
+                pass
+            write_json(out / POSTPROCESS, choice)
     print(f"predict: {len(splits['test'])} test images -> {OUT}/ (mask, probabilities and objects of each)")
 
 
-def choose_postprocessing(model: keras.Model, val: list[str], params: Params, target: str, gap: int) -> dict:
+def objects_pool(splits: dict):
+    """Worker processes for the watershed and the files while this one runs the model, where the
+    objects of the validation and test images are work enough to repay the workers' start (each
+    imports this stage, TensorFlow included: a few seconds), and no image so large that holding a
+    model output per worker would take much memory."""
+    sizes = [np.prod(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r").shape[:2])
+             for split in ("val", "test") for stem in splits.get(split, [])]
+    wanted = sum(sizes) >= POOL_MIN_PIXELS and max(sizes, default=0) <= POOL_MAX_IMAGE_PIXELS
+    return worker_pool(len(splits["test"]) if wanted else 0, "spawn")
+
+
+def in_workers(pool, function, items):
+    """ordered_map with one pending item per core: a model output each, as one process holds one."""
+    return ordered_map(pool, function, items, ahead=usable_cores())
+
+
+def test_output(model: keras.Model, stem: str, params: Params) -> np.ndarray:
+    path = PREPARED / "test" / "images" / f"{stem}.npy"
+    return predict_probabilities(model, np.load(path), params, path)
+
+
+def written_prediction(task) -> list[Path]:
+    return write_prediction(*task)
+
+
+def choose_postprocessing(model: keras.Model, val: list[str], params: Params, target: str, gap: int,
+                          pool=None) -> dict:
     """For the boundary and weighted targets, the seed and minimum object size knobs left auto: the
     values whose objects score the best AP@0.5 on the validation images (a pinned value stays as it is)."""
     cfg = params.predict
@@ -55,7 +90,8 @@ def choose_postprocessing(model: keras.Model, val: list[str], params: Params, ta
             truth = np.load(PREPARED / "val" / "labels" / f"{stem}.npy")
             yield truth, predict_probabilities(model, np.load(path), params, path)
 
-    scores = postprocessing_scores(validation_outputs(), cfg.threshold, seeds, sizes, target, gap)
+    scores = postprocessing_scores(validation_outputs(), cfg.threshold, seeds, sizes, target, gap,
+                                   mapper=partial(in_workers, pool))
     best, size = best_postprocessing(scores)
     seeded_on = "p(interior)" if target == "boundary" else "p(foreground)"
     print(f"predict: objects grown from {best} in {seeded_on}, at least {size} px: object AP@0.5 "
@@ -63,7 +99,6 @@ def choose_postprocessing(model: keras.Model, val: list[str], params: Params, ta
           f"{min(scores.values()):.3f} to {max(scores.values()):.3f})")
     return {**best.choice(), "predict.min_object_size": size,
             "validation_ap_50": {f"{s}, min size {m}": round(ap, 6) for (s, m), ap in scores.items()}}
-
 
 if __name__ == "__main__":
     run_stage(main)

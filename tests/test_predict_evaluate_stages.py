@@ -1,13 +1,16 @@
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-from stage_runner import TINY, error_line, run_stage, write_params
+from stage_runner import REPO, TINY, error_line, run_stage, write_params
 
 
 def test_predict_writes_a_mask_and_probability_map_per_test_image(tiny_run):
@@ -199,3 +202,23 @@ def test_boundary_target_with_contact_weights_trains_on_weighted_shards(tiny_cop
     assert json.loads((tiny_copy / "models/preprocessing.json").read_text())["target"] == "boundary"
     losses = [(run / "reports/live/plots/metrics/train/loss.tsv").read_text() for run in (tiny_copy, tiny_run)]
     assert losses[0] != losses[1], "the weights change the loss"
+
+
+WITH_WORKERS = """
+import stages.predict as stage
+stage.POOL_MIN_PIXELS = 0  # workers even for tiny images
+made, real = [], stage.worker_pool
+stage.worker_pool = lambda tasks, method=None: made.append((tasks, method)) or real(tasks, method)
+stage.run_stage(stage.main, [])
+assert made == [(2, "spawn")], made
+"""
+
+
+def test_predict_with_worker_processes_writes_what_one_process_writes(tiny_copy):
+    before = {path.name: path.read_bytes() for path in (tiny_copy / "data/predictions").iterdir()}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", WITH_WORKERS], cwd=tiny_copy, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "choose post-processing" in result.stderr  # the validation images chose seeds in the workers
+    assert {path.name: path.read_bytes() for path in (tiny_copy / "data/predictions").iterdir()} == before

@@ -18,6 +18,7 @@ the mean IoU of the matches, and panoptic quality PQ = sum of matched IoU / (TP 
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy import ndimage
@@ -239,16 +240,28 @@ def seed_candidates(rule: str, thresholds=SEED_THRESHOLDS, sigmas=SEED_SIGMAS, d
 
 
 def postprocessing_scores(images, threshold: float, seeds: list[Seeds], min_sizes=MIN_SIZES,
-                          target: str = "boundary", gap: int = 0) -> dict:
+                          target: str = "boundary", gap: int = 0, mapper=map) -> dict:
     """AP at IoU 0.5, pooled over `images` ((true labels, model output) pairs, consumed one at a
-    time), of the objects that each (seeds, minimum object size) pair gives."""
+    time), of the objects that each (seeds, minimum object size) pair gives. `mapper(function,
+    images)` runs each image's part, in order (e.g. in a process pool: unetseg.parallel.ordered_map)."""
     counts = {(s, m): NO_MATCHES for s in seeds for m in min_sizes}
-    for truth, probabilities in images:
-        for seed in seeds:
-            labels = object_labels(probabilities, target, threshold, seed, 0, gap)
-            for size, matched in matches_by_min_size(truth, labels, min_sizes).items():
-                counts[seed, size] = added(counts[seed, size], matched)
+    score_image = partial(postprocessing_counts, threshold=threshold, seeds=seeds, min_sizes=min_sizes,
+                          target=target, gap=gap)
+    for image_counts in mapper(score_image, images):
+        counts = {pair: added(counts[pair], image_counts[pair]) for pair in counts}
     return {pair: scores_from_matches(**counts[pair])["ap"] for pair in counts}
+
+
+def postprocessing_counts(image: tuple[np.ndarray, np.ndarray], threshold: float, seeds: list[Seeds],
+                          min_sizes, target: str, gap: int) -> dict:
+    """One (true labels, model output) pair's match counts at IoU 0.5 for each (seeds, minimum size)."""
+    truth, probabilities = image
+    counts = {}
+    for seed in seeds:
+        labels = object_labels(probabilities, target, threshold, seed, 0, gap)
+        for size, matched in matches_by_min_size(truth, labels, min_sizes).items():
+            counts[seed, size] = matched
+    return counts
 
 
 NO_MATCHES = {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0}
