@@ -73,6 +73,7 @@ MODULE_READERS = {
     "unetseg/shards.py": {"extract", "augment", "train"},
     "stages/augment.py": {"augment"},
     "unetseg/augment.py": {"augment"},
+    "unetseg/parallel.py": {"augment", "predict"},
     "stages/train.py": {"train"},
     "unetseg/unet.py": {"train"},
     "unetseg/losses.py": {"train"},
