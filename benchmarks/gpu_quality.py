@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, write_results  # noqa: E402
+from common import REPO, RESULTS, machine  # noqa: E402
 
 DATA_PARAMS = {"data.mask_type": "instances", "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
 GPU_PARAMS = {"model.base_filters": 32, "train.batch_size": 32, "train.precision": "mixed_bfloat16",
@@ -224,7 +224,7 @@ def run(args) -> None:
     reserve = PREDICT_RESERVE_S if args.predict else 0
     budget = deadline - time.perf_counter() - reserve - timing["compile_s"] - 10
     batch = json.loads((root / "data/plan/train.json").read_text())["train.batch_size"]
-    steps = int(0.8 * budget * timing["patches_per_s"] / batch)
+    steps = args.steps or int(0.8 * budget * timing["patches_per_s"] / batch)
     print(f"probe: {timing}; {budget:.0f} s left for training: {steps} steps of {batch}", flush=True)
     trainer = side_process(root, out / "train.log", "train", "--steps", str(steps),
                            "--seconds", str(budget + timing["compile_s"]))
@@ -266,8 +266,8 @@ def evaluate(args) -> None:
     (root / "reports/train.json").write_text(json.dumps({**train, "val_dice_all_foreground": None}))
     run_stage(root, "evaluate", log)
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    write_results("quality_dsb2018_instances_gpu", {
-        "dataset": "dsb2018", "device": args.device, "params_set": result["params_set"],
+    scores = {
+        "dataset": args.data.resolve().name, "device": args.device, "params_set": result["params_set"],
         "test": {key: metrics.get(key) for key in ("n_images", "dice", "iou", "precision", "recall")},
         "baselines": metrics["baselines"], "instances": metrics.get("instances"),
         "by_image_kind": scores_by_kind(root, str(args.data.resolve() / "images")),
@@ -275,7 +275,9 @@ def evaluate(args) -> None:
         "stage_seconds": result["stage_seconds"], "run_wall_s": result.get("run_wall_s"),
         "machine_here": "this machine ran prepare again, evaluate" + ("" if (args.out / PREDICTIONS).exists()
                                                                      else " and predict"),
-    })
+    }
+    args.output.write_text(json.dumps({**scores, "machine": machine()}, indent=2) + "\n")
+    print(f"written to {args.output}")
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -292,10 +294,12 @@ def main() -> None:
     parser.add_argument("--deadline-s", type=float, default=560, help="run: seconds for everything up to predict")
     parser.add_argument("--no-predict", dest="predict", action="store_false",
                         help="run: stop after training (predict where `evaluate` runs), leaving training more time")
+    parser.add_argument("--steps", type=int, help="run: train this many steps instead of filling the deadline")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="run: one more param")
     parser.add_argument("--device", default="", help="evaluate: the machine the run trained on, for the record")
+    parser.add_argument("--output", type=Path, default=RESULTS / "quality_dsb2018_instances_gpu.json",
+                        help="evaluate: the result file")
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)  # probe, train: the scratch project
-    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.command in ("probe", "train"):  # side processes, run in the scratch project

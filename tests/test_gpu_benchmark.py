@@ -2,6 +2,7 @@
 every variant on every backend."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,30 @@ def test_a_backend_that_dies_keeps_the_variants_it_finished(tmp_path):
     assert run == {"variants": {"float32, XLA off": {"patches_per_s": 5.0}}, "device": "CPU",
                    "error": "exit status 137 (see its stderr above)"}
     assert json.loads(saved[1])["variants"] == run["variants"]  # saved the moment the variant ended
+
+
+TINY_SETS = ["extract.patch_size=32", "extract.stride=32", "extract.shard_size=16", "augment.copies=1",
+             "model.depth=2", "model.base_filters=4", "train.batch_size=8", "train.precision=float32",
+             "predict.tile_size=32", "predict.batch_size=4", "prepare.val_fraction=0.25", "prepare.test_fraction=0.25"]
+
+
+@pytest.mark.e2e
+def test_gpu_quality_runs_the_stages_around_a_jax_training_run_then_scores_them(tiny_run, tmp_path):
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TMPDIR": str(tmp_path)}
+    script, data, out = "benchmarks/gpu_quality.py", str(tiny_run / "data/synthetic"), tmp_path / "out"
+    sets = [arg for item in TINY_SETS for arg in ("--set", item)]
+    result = subprocess.run([sys.executable, script, "run", "--data", data, "--out", str(out), "--steps", "20", *sets],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    run = json.loads((out / "gpu_quality_run.json").read_text())
+    assert run["train"]["steps_run"] == run["train"]["steps_planned"] == 20 and not run["train"]["stopped_by_deadline"]
+    assert run["plan"]["values"]["model.base_filters"] == 4 and run["probe"]["patches_per_s"] > 0
+    assert {"prepare", "plan", "extract", "augment", "train", "predict"} <= run["stage_seconds"].keys()
+    scores = tmp_path / "scores.json"
+    result = subprocess.run([sys.executable, script, "evaluate", "--data", data, "--out", str(out),
+                             "--output", str(scores)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    scores = json.loads(scores.read_text())
+    assert scores["test"]["n_images"] == 2 and 0 <= scores["test"]["dice"] <= 1
+    assert scores["instances"]["truth_objects"] == "instance labels" and scores["train"] == run["train"]
