@@ -39,7 +39,7 @@ def main(argv) -> None:
         choice = choose_postprocessing(model, splits["val"], params, target, gap, pool) if objects else {}
         params = with_predict(params, resolved_auto(params.predict, choice))
         with atomic_dir(OUT) as out:
-            tasks = ((out, stem, test_output(model, stem, params), params, target, gap) for stem in splits["test"])
+            tasks = ((out, stem, output_of_test_image(model, stem, params), params, target, gap) for stem in splits["test"])
             for _ in tqdm(in_workers(pool, written_prediction, tasks), total=len(splits["test"]), desc="predict"):
                 pass
             write_json(out / POSTPROCESS, choice)
@@ -54,7 +54,7 @@ def objects_pool(splits: dict):
     sizes = [np.prod(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r").shape[:2])
              for split in ("val", "test") for stem in splits.get(split, [])]
     wanted = sum(sizes) >= POOL_MIN_PIXELS and max(sizes, default=0) <= POOL_MAX_IMAGE_PIXELS
-    return worker_pool(len(splits["test"]) if wanted else 0, "spawn")
+    return worker_pool(len(splits["val"]) + len(splits["test"]) if wanted else 0, "spawn")
 
 
 def in_workers(pool, function, items):
@@ -62,7 +62,7 @@ def in_workers(pool, function, items):
     return ordered_map(pool, function, items, ahead=usable_cores())
 
 
-def test_output(model: keras.Model, stem: str, params: Params) -> np.ndarray:
+def output_of_test_image(model: keras.Model, stem: str, params: Params) -> np.ndarray:
     path = PREPARED / "test" / "images" / f"{stem}.npy"
     return predict_probabilities(model, np.load(path), params, path)
 
@@ -99,6 +99,7 @@ def choose_postprocessing(model: keras.Model, val: list[str], params: Params, ta
           f"{min(scores.values()):.3f} to {max(scores.values()):.3f})")
     return {**best.choice(), "predict.min_object_size": size,
             "validation_ap_50": {f"{s}, min size {m}": round(ap, 6) for (s, m), ap in scores.items()}}
+
 
 if __name__ == "__main__":
     run_stage(main)

@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 from unetseg.parallel import ordered_map, worker_pool
 
 
@@ -21,3 +23,11 @@ def test_without_a_pool_ordered_map_is_map():
     with worker_pool(1) as pool:
         assert pool is None
         assert list(ordered_map(pool, math.sqrt, [4, 9])) == [2.0, 3.0]
+
+
+def test_an_error_in_a_worker_reaches_the_caller():
+    with worker_pool(2, "spawn") as pool:
+        results = ordered_map(pool, int, ["1", "two", "3"])
+        assert next(results) == 1
+        with pytest.raises(ValueError, match="two"):
+            next(results)

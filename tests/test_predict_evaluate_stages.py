@@ -210,7 +210,7 @@ stage.POOL_MIN_PIXELS = 0  # workers even for tiny images
 made, real = [], stage.worker_pool
 stage.worker_pool = lambda tasks, method=None: made.append((tasks, method)) or real(tasks, method)
 stage.run_stage(stage.main, [])
-assert made == [(2, "spawn")], made
+assert made == [(4, "spawn")], made  # the validation and test images
 """
 
 
