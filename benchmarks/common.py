@@ -39,10 +39,16 @@ def load_benchmark_params():
     return parse_params(benchmark_params())
 
 
-def scratch_project(root: Path, params: dict) -> Path:
-    """A copy of the code and params.yaml (pinned, then updated with `params`), ready to run stages in."""
+def copy_code(root: Path) -> Path:
+    """The stages and the library, copied into `root`."""
     for name in ("stages", "unetseg"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def scratch_project(root: Path, params: dict) -> Path:
+    """A copy of the code and params.yaml (pinned, then updated with `params`), ready to run stages in."""
+    copy_code(root)
     (root / "params.yaml").write_text(yaml.safe_dump(benchmark_params(params), sort_keys=False))
     return root
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, machine  # noqa: E402
+from common import REPO, RESULTS, copy_code, machine  # noqa: E402
 
 DATA_PARAMS = {"data.mask_type": "instances", "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
 GPU_PARAMS = {"model.base_filters": 32, "train.batch_size": 32, "train.precision": "mixed_bfloat16",
@@ -42,9 +42,7 @@ RUN_SUMMARY, PREDICTIONS = "gpu_quality_run.json", "predictions.tar.gz"
 
 
 def scratch_project(data: Path, changes: dict) -> Path:
-    root = Path(tempfile.mkdtemp(prefix="gpu_quality_"))
-    for name in ("stages", "unetseg"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    root = copy_code(Path(tempfile.mkdtemp(prefix="gpu_quality_")))
     values = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in {"data.images": str(data / "images"), "data.masks": str(data / "labels"),
                        **DATA_PARAMS, **changes}.items():
@@ -86,6 +84,10 @@ def result_of(process: subprocess.Popen) -> dict:
     return json.loads((Path(process.args[-1]) / f"{command}.json").read_text())
 
 
+def steps_per_round(steps: int) -> int:
+    return max(1, steps // ROUNDS)
+
+
 def compiled_model(steps: int, pixel_weights: bool = False):
     """The train stage's model, for `steps` steps in ROUNDS epochs; also returns its params, plan,
     the prepared data's manifest and the target."""
@@ -97,7 +99,7 @@ def compiled_model(steps: int, pixel_weights: bool = False):
     params = load_params("params.yaml")  # not load_stage_params: augment's temporaries may be in the making
     prepared = read_json(Path("data/prepared/manifest.json"))
     target = resolve_target(params.data.target, prepared["num_classes"], prepared["mask_type"])
-    plan = {**read_plan("train"), "train.epochs": ROUNDS, "train.steps_per_epoch": max(1, steps // ROUNDS)}
+    plan = {**read_plan("train"), "train.epochs": ROUNDS, "train.steps_per_epoch": steps_per_round(steps)}
     classes = output_classes(target, prepared["num_classes"])
     model = compiled_unet(params, plan, prepared["channels"], classes, params.train.precision,
                           pixel_weights=pixel_weights)
@@ -128,20 +130,19 @@ def probe() -> dict:
     return {"compile_s": round(compile_s, 1), "patches_per_s": round(steps * batch / (time.perf_counter() - started), 1)}
 
 
-class StopAt:
-    """A Keras callback that ends training at a wall-clock time (the deadline's safety net)."""
+def deadline_stop(stop_at: float):
+    """A Keras callback that ends training at a wall-clock time (the deadline's safety net); its
+    `stopped` says whether it had to."""
+    import keras
 
-    def __new__(cls, stop_at: float):
-        import keras
+    class StopAt(keras.callbacks.Callback):
+        stopped = False
 
-        class Stop(keras.callbacks.Callback):
-            stopped = False
+        def on_train_batch_end(self, batch, logs=None):
+            if time.perf_counter() > stop_at:
+                self.model.stop_training = self.stopped = True
 
-            def on_train_batch_end(self, batch, logs=None):
-                if time.perf_counter() > stop_at:
-                    self.model.stop_training = Stop.stopped = True
-
-        return Stop()
+    return StopAt()
 
 
 def prefetched(data, epoch: int, threads: int = 6, ahead: int = 24):
@@ -158,31 +159,20 @@ def prefetched(data, epoch: int, threads: int = 6, ahead: int = 24):
             yield batch
 
 
-def uncompiled(model):
-    """A copy without the optimizer, as the train stage saves it: a third of the file's size."""
-    import keras
-
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def train(steps: int, seconds_left: float) -> dict:
     """The train stage's fit under JAX: models/unet.keras, preprocessing.json and a summary."""
-    from stages.common import write_json
-    from unetseg.training import KeepBest, ShardBatches, StopOnNonFinite, computing_in_float32, save_model
-
-    stop = StopAt(time.perf_counter() + seconds_left)
+    from stages.common import read_plan, write_json
     from unetseg.params import load_params
+    from unetseg.training import (KeepBest, ShardBatches, StopOnNonFinite, computing_in_float32, save_model,
+                                  uncompiled_copy)
 
-    params = load_params("params.yaml")
+    stop = deadline_stop(time.perf_counter() + seconds_left)
+    params, batch = load_params("params.yaml"), read_plan("train")["train.batch_size"]
     t = params.train
-    data = ShardBatches("data/augmented", 1, params.base.seed)  # for its target channels only
-    model, params, plan, prepared, target = compiled_model(steps, pixel_weights=data.target_channels == 2)
-    batch = plan["train.batch_size"]
     data = ShardBatches("data/augmented", batch, params.base.seed, shuffle=True, flips=t.random_flips,
-                        steps_per_epoch=plan["train.steps_per_epoch"], per_image=t.sampling == "image")
+                        steps_per_epoch=steps_per_round(steps), per_image=t.sampling == "image")
     val = ShardBatches("data/patches/val", batch, params.base.seed, shuffle=False)
+    model, _, plan, prepared, target = compiled_model(steps, pixel_weights=data.target_channels == 2)
     keep_best, stop_on_nan = KeepBest("val_dice"), StopOnNonFinite()
     started, history = time.perf_counter(), []
     for epoch in range(plan["train.epochs"]):
@@ -196,10 +186,10 @@ def train(steps: int, seconds_left: float) -> dict:
     stop_on_nan.raise_if_stopped()
     keep_best.restore()
     Path("models").mkdir(exist_ok=True)
-    save_model(computing_in_float32(uncompiled(model)), "models/unet.keras")
-    write_json(Path("models/preprocessing.json"), {**{key: prepared[key] for key in ("channels", "num_classes",
-                                                                                 "normalization")},
-                                                  "target": target})
+    save_model(computing_in_float32(uncompiled_copy(model)), "models/unet.keras")
+    preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
+    gap = {"gap_width": val.manifest["gap_width"]} if target == "weighted" else {}  # as the train stage writes it
+    write_json(Path("models/preprocessing.json"), {**preprocessing, "target": target, **gap})
     return {"steps_planned": plan["train.epochs"] * plan["train.steps_per_epoch"],
             "steps_run": len(history) * plan["train.steps_per_epoch"], "stopped_by_deadline": stop.stopped,
             "best_epoch": keep_best.best_epoch + 1, "best_val_dice": round(keep_best.best, 6),

@@ -15,14 +15,11 @@ bytes. Writes benchmarks/results/predict_workers[_NAME].json.
 
 import argparse
 import hashlib
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 from common import REPO, write_results
 
@@ -42,11 +39,13 @@ def predictions_digest(project: Path) -> str:
 
 
 def predicted_pixels(project: Path) -> int:
-    """What the stage's POOL_MIN_PIXELS is compared with: the validation and test images' pixels."""
-    prepared = project / "data/prepared"
-    splits = json.loads((prepared / "manifest.json").read_text())["splits"]
-    return int(sum(np.prod(np.load(prepared / split / "images" / f"{stem}.npy", mmap_mode="r").shape[:2])
-                   for split in ("val", "test") for stem in splits[split]))
+    """What the stage's POOL_MIN_PIXELS is compared with, counted by the project's own stage."""
+    sys.path.insert(0, str(project))
+    os.chdir(project)  # the stage's paths are relative to the project
+    from stages import predict
+    from stages.common import read_json
+
+    return sum(predict.image_pixels(read_json(predict.PREPARED / "manifest.json")["splits"]))
 
 
 def main() -> None:

@@ -51,10 +51,15 @@ def objects_pool(splits: dict):
     objects of the validation and test images are work enough to repay the workers' start (each
     imports this stage, TensorFlow included: a few seconds), and no image so large that holding a
     model output per worker would take much memory."""
-    sizes = [np.prod(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r").shape[:2])
-             for split in ("val", "test") for stem in splits.get(split, [])]
+    sizes = image_pixels(splits)
     wanted = sum(sizes) >= POOL_MIN_PIXELS and max(sizes, default=0) <= POOL_MAX_IMAGE_PIXELS
     return worker_pool(len(splits["val"]) + len(splits["test"]) if wanted else 0, "spawn")
+
+
+def image_pixels(splits: dict) -> list[int]:
+    """The pixels of each validation and test image (read from the headers)."""
+    return [int(np.prod(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r").shape[:2]))
+            for split in ("val", "test") for stem in splits[split]]
 
 
 def in_workers(pool, function, items):

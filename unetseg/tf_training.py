@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from unetseg.training import ShardBatches
+from unetseg.training import ShardBatches, uncompiled_copy
 
 
 def choose_strategy(num_gpus: int, tf_config: str | None) -> str:
@@ -87,9 +87,7 @@ def with_keras_batchnorm(model: keras.Model) -> keras.Model:
         kind = keras.layers.BatchNormalization if isinstance(layer, FusedBatchNorm) else type(layer)
         return kind.from_config(layer.get_config())
 
-    copy = keras.models.clone_model(model, clone_function=keras_layer)
-    copy.set_weights(model.get_weights())
-    return copy
+    return uncompiled_copy(model, keras_layer)
 
 
 def make_strategy(name: str, devices: list[str] | None = None):

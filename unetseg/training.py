@@ -211,6 +211,14 @@ class LiveLogger(keras.callbacks.Callback):
         self.live.next_step()
 
 
+def uncompiled_copy(model: keras.Model, clone_function=None) -> keras.Model:
+    """The same network (each layer through `clone_function`, if given) and weights, not compiled:
+    saved, it carries no optimizer state (a third of the file's size with Adam)."""
+    copy = keras.models.clone_model(model, clone_function=clone_function)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def computing_in_float32(model: keras.Model) -> keras.Model:
     """The model with every layer set to compute in float32 (the weights are float32 already), so
     that a model trained in mixed precision is saved to run in float32 wherever it is loaded: on a
