@@ -1,10 +1,12 @@
-"""Peak memory of overlap-tile prediction on one 8000 x 8000 image (goal: well under 2 GiB).
+"""Peak memory of prediction on one image: 8000 x 8000 in tiles (goal: well under 2 GiB), or one that
+fits `predict.max_whole_pixels` and goes through the network whole.
 
 The prediction runs in a child process; its peak RSS comes from resource.getrusage. The image
 (float32) and the output probability map (float32) are whole arrays, 244 MiB each at 8000 x 8000;
-everything else the tiling keeps is one band of tile rows. The model is the shipped default
-architecture (params.yaml) with random weights.
-Run: python benchmarks/predict_memory.py [--size 8000]
+everything else the tiling keeps is one band of tile rows, while a whole image is one forward pass
+of its padded size. The model is the shipped default architecture (params.yaml) with random weights.
+Run: python benchmarks/predict_memory.py [--size 8000] [--name NAME]
+(e.g. --size 1300 --name whole: 1300 + 2 x 64 px of context is 1440², within 2**21 pixels)
 """
 
 import argparse
@@ -38,16 +40,22 @@ def child(size: int) -> dict:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     image = np.random.default_rng(0).random((size, size, channels), dtype=np.float32)
     started = time.perf_counter()
-    out = predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend, cfg.batch_size)
+    # one view: test-time augmentation averages its views batch by batch, a batch of outputs more
+    out = predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend, cfg.batch_size,
+                        "none", cfg.max_whole_pixels, 2**m.depth)
+    context = int(cfg.tile_size * cfg.overlap / 2)
     return {"seconds": round(time.perf_counter() - started, 1), "rss_before_image_mib": round(baseline, 1),
             "input_plus_output_arrays_mib": round((image.nbytes + out.nbytes) / 2**20, 1),
             "tile_size": cfg.tile_size, "overlap": cfg.overlap, "batch_size": cfg.batch_size,
+            "max_whole_pixels": cfg.max_whole_pixels, "whole": (-(-(size + 2 * context) // 2**m.depth)
+                                                                * 2**m.depth) ** 2 <= cfg.max_whole_pixels,
             "model": {"depth": m.depth, "base_filters": m.base_filters}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=8000)
+    parser.add_argument("--name", default="", help="suffix of the result file, e.g. whole")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -57,9 +65,10 @@ def main() -> None:
                             check=True, capture_output=True, text=True)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     figures = json.loads(result.stdout.splitlines()[-1])
-    write_results("predict_memory", {
+    write_results("predict_memory" + (f"_{args.name}" if args.name else ""), {
         "image": [args.size, args.size], **figures, "peak_rss_mib": round(peak, 1),
-        "tiling_overhead_mib": round(peak - figures["rss_before_image_mib"] - figures["input_plus_output_arrays_mib"], 1),
+        "inference_overhead_mib": round(peak - figures["rss_before_image_mib"]
+                                        - figures["input_plus_output_arrays_mib"], 1),
         "goal": "peak well under 2048 MiB",
     })
 

@@ -49,7 +49,7 @@ def test_help_is_instant_and_lists_every_command(tmp_path):
     assert result.returncode == 0 and all(name in result.stdout for name in ("predict", "evaluate", "info"))
     flags = unetseg(tmp_path, "predict", "--help").stdout
     assert "--tile-size {auto,int}" in flags and "--blend {gaussian,constant}" in flags
-    assert "--tta, --no-tta" in flags and "(default: 0.5)" in flags
+    assert "--tta {none,flips,dihedral}" in flags and "(default: 0.5)" in flags
     assert "--seeds {auto,maxima,threshold}" in flags and "--seed-sigma {auto,float}" in flags
 
 
@@ -74,7 +74,8 @@ def test_predict_from_outside_the_repository_on_a_folder_and_on_one_file(tiny_ru
 def test_predict_flags_override_the_params(tiny_run, tmp_path):
     save(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8))
     model = str(tiny_run / "models/unet.keras")
-    args = ["predict", "--model", model, "--input", "a.png", "--threshold", "0.999", "--tile-size", "16", "--tta"]
+    args = ["predict", "--model", model, "--input", "a.png", "--threshold", "0.999", "--tile-size", "16",
+            "--tta", "flips", "--max-whole-pixels", "0"]
     assert unetseg(tmp_path, *args, "--output", "high").returncode == 0
     assert np.asarray(Image.open(tmp_path / "high/a.png")).max() == 0  # an untrained net is never that sure
     args = ["predict", "--model", model, "--input", "a.png", "--prob-dtype", "float16", "--output", "f16"]

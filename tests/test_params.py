@@ -75,3 +75,10 @@ def test_empty_params_file_means_defaults(tmp_path):
     empty = tmp_path / "params.yaml"
     empty.write_text("")
     assert load_params(empty) == Params()
+
+
+def test_tta_written_as_the_old_switch_still_means_what_it_meant():
+    assert parse_params({"predict": {"tta": True}}).predict.tta == "flips"
+    assert parse_params({"predict": {"tta": False}}).predict.tta == "none"
+    with pytest.raises(UserError, match="predict.tta"):
+        parse_params({"predict": {"tta": "rotations"}})

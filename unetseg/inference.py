@@ -94,8 +94,8 @@ def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params,
         raise UserError(f"{source}: {image.shape[-1]} channel(s), but the model expects {expected}; "
                         "retrain it on data like this (dvc repro) or use a matching model")
     cfg = params.predict
-    return predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend,
-                         cfg.batch_size, cfg.tta)
+    return predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend, cfg.batch_size,
+                         cfg.tta, cfg.max_whole_pixels, tile_multiple(model))
 
 
 def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params, target: str,

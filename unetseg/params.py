@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unetseg.errors import UserError
 
@@ -186,7 +186,14 @@ class Predict(Section):
     overlap: float = Field(0.5, ge=0, lt=1, description="fraction of a tile shared with its neighbours")
     blend: Literal["gaussian", "constant"] = Field("gaussian", description="weighting of overlapping tiles")
     batch_size: int = Field(8, ge=1, description="tiles per model call")
-    tta: bool = Field(True, description="average the predictions of the image and its two flips")
+    max_whole_pixels: int = Field(2**21, ge=0, description="an image whose mirror-padded area is at most this "
+                                  "goes through the model whole, in one call (no tile seams); larger ones in "
+                                  "tiles. Bounds memory: 2**21 px take 0.3-0.5 GiB with base_filters 8; 0: "
+                                  "always tiles")
+    tta: Literal["none", "flips", "dihedral"] = Field("dihedral", description="test-time augmentation: average "
+                                                      "the predictions of the image's views, mapped back: none; "
+                                                      "flips, the image and its two mirror images (3 calls); "
+                                                      "dihedral, its 4 rotations and their mirror images (8)")
     threshold: float = Field(0.5, gt=0, lt=1, description="foreground where its probability is at least this")
     seeds: Literal["auto", "maxima", "threshold"] = Field("auto", description="boundary and weighted targets: "
                                                           "where objects grow from in p(interior), or p(foreground): "
@@ -206,6 +213,12 @@ class Predict(Section):
                                                     "(uint8) or float16 .npy")
     min_object_size: auto_or(int, ge=0) = Field("auto", description="objects under this many pixels are "
                                                 "dropped; auto: chosen on the validation images, 0 for new images")
+
+    @field_validator("tta", mode="before")
+    @classmethod
+    def _tta_as_it_was(cls, value):
+        """tta was a switch: true meant the flips, false none."""
+        return {True: "flips", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
 
 class Evaluate(Section):

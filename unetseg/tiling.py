@@ -1,9 +1,12 @@
-"""Overlap-tile inference on whole images of any size, as in the U-Net paper.
+"""Inference on whole images of any size: in one model call when the image fits, else overlap-tile as
+in the U-Net paper.
 
-The image is mirror-padded, cut into overlapping tiles, the tiles go through the model in batches,
-and the outputs are blended with importance weights (Gaussian: tile centres count more than their
-borders). Rows of tiles are processed as horizontal bands and written out as soon as no later tile
-touches them, so memory grows with the image width, not its area.
+Either way the image is mirror-padded first, so that its borders see context as its centre does.
+An image that fits in `max_whole_pixels` goes through the model whole: one call, no tile seams.
+A larger image is cut into overlapping tiles, the tiles go through the model in batches, and the
+outputs are blended with importance weights (Gaussian: tile centres count more than their borders).
+Rows of tiles are processed as horizontal bands and written out as soon as no later tile touches
+them, so memory grows with the image width, not its area.
 """
 
 from typing import Callable
@@ -12,7 +15,31 @@ import numpy as np
 
 from unetseg.patches import reflect
 
-PredictBatch = Callable[[np.ndarray], np.ndarray]  # (N, T, T, C) float32 -> (N, T, T, K)
+PredictBatch = Callable[[np.ndarray], np.ndarray]  # (N, H, W, C) float32 -> (N, H, W, K)
+View = Callable[[np.ndarray], np.ndarray]  # acts on the (H, W) axes of an (N, H, W, C) batch
+
+
+def _rotation(turns: int) -> View:
+    return lambda batch: np.rot90(batch, turns, axes=(1, 2))
+
+
+def _mirror_then_rotation(turns: int) -> View:
+    return lambda batch: np.rot90(batch[:, ::-1], turns, axes=(1, 2))
+
+
+def _undo_mirror_then_rotation(turns: int) -> View:
+    return lambda batch: np.rot90(batch, -turns, axes=(1, 2))[:, ::-1]
+
+
+# Test-time augmentation: (view, its inverse) pairs; the model's outputs on all views are averaged.
+TTA_VIEWS: dict[str, list[tuple[View, View]]] = {
+    "none": [(_rotation(0), _rotation(0))],
+    "flips": [(_rotation(0), _rotation(0)), (_mirror_then_rotation(0), _undo_mirror_then_rotation(0)),
+              (_mirror_then_rotation(2), _undo_mirror_then_rotation(2))],  # the up-down and the left-right mirror
+    "dihedral": [pair for turns in range(4)
+                 for pair in ((_rotation(turns), _rotation(-turns)),
+                              (_mirror_then_rotation(turns), _undo_mirror_then_rotation(turns)))],
+}
 
 
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
@@ -48,17 +75,24 @@ def mirror_pad(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndar
 
 
 def predict_image(image: np.ndarray, predict_batch: PredictBatch, tile: int, overlap: float = 0.5,
-                  blend: str = "gaussian", batch_size: int = 8, tta: bool = False, out=None) -> np.ndarray:
+                  blend: str = "gaussian", batch_size: int = 8, tta: str = "none", max_whole_pixels: int = 0,
+                  multiple: int = 1, out=None) -> np.ndarray:
     """Blended model output (H, W, K) float32 for a whole (H, W, C) image.
 
-    `out` may be a preallocated (H, W, K) array (e.g. a memory map) to write into.
+    Every image and tile gets tile * overlap / 2 px of mirrored context. The image goes through the
+    model whole, its padded sides rounded up to a `multiple` (the network's 2**depth), when that
+    is at most `max_whole_pixels` pixels; else in tiles. `out` may be a preallocated (H, W, K)
+    array (e.g. a memory map) to write into.
     """
     height, width = image.shape[:2]
     context = int(tile * overlap / 2)  # every pixel sees at least this much context
+    run = _averaged_over_views(predict_batch, TTA_VIEWS[tta])
+    whole = [_round_up(side + 2 * context, multiple) for side in (height, width)]
+    if whole[0] * whole[1] <= max_whole_pixels:
+        return _predict_whole(image, run, context, whole, out)
     rows, cols = padded_axis(height, tile, context), padded_axis(width, tile, context)
     weights = blend_weights(tile, blend)
     ys, xs = tile_starts(len(rows), tile, overlap), tile_starts(len(cols), tile, overlap)
-    run = _with_tta(predict_batch) if tta else predict_batch
 
     band_top, acc, norm = 0, None, None
     for i, y in enumerate(ys):
@@ -103,11 +137,26 @@ def _predict_row(band: np.ndarray, xs: list[int], tile: int, run: PredictBatch, 
     return np.concatenate(outputs)
 
 
-def _with_tta(predict_batch: PredictBatch) -> PredictBatch:
-    """Average the model's outputs over horizontal and vertical flips."""
-    def run(tiles):
-        total = np.asarray(predict_batch(tiles), np.float32)
-        for axis in (1, 2):
-            total += np.flip(np.asarray(predict_batch(np.flip(tiles, axis)), np.float32), axis)
-        return total / 3
+def _round_up(length: int, multiple: int) -> int:
+    return -(-length // multiple) * multiple
+
+
+def _predict_whole(image: np.ndarray, run: PredictBatch, context: int, padded: list[int], out) -> np.ndarray:
+    """One model call on the whole image, mirror-padded by `context` (and to the `padded` size)."""
+    height, width = image.shape[:2]
+    rows, cols = (reflect(np.arange(size) - context, length) for size, length in zip(padded, (height, width)))
+    result = run(mirror_pad(image, rows, cols).astype(np.float32, copy=False)[None])[0]
+    if out is None:
+        out = np.empty((height, width, result.shape[-1]), np.float32)
+    out[...] = result[context:context + height, context:context + width]
+    return out
+
+
+def _averaged_over_views(predict_batch: PredictBatch, views: list[tuple[View, View]]) -> PredictBatch:
+    """The model's output averaged over the views (the first is the batch itself), each mapped back."""
+    def run(batch):
+        total = np.array(predict_batch(batch), np.float32)  # a copy: the output may be a view of the input
+        for view, inverse in views[1:]:
+            total += inverse(np.asarray(predict_batch(np.ascontiguousarray(view(batch))), np.float32))
+        return total / len(views) if len(views) > 1 else total
     return run
