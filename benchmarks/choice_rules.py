@@ -25,7 +25,7 @@ import numpy as np
 from common import write_results
 from seed_rules import cached_outputs
 
-from unetseg.instances import MIN_SIZES, SEED_DEPTHS, SEED_SIGMAS, Seeds, postprocessing_scores  # noqa: E402
+from unetseg.instances import MIN_SIZES, SEED_DEPTHS, SEED_SIGMAS, Seeds, postprocessing_scores
 
 GRID = (SEED_SIGMAS, SEED_DEPTHS, MIN_SIZES)
 

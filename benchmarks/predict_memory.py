@@ -28,7 +28,7 @@ def child(size: int) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(REPO))
-    from unetseg.tiling import predict_image
+    from unetseg.tiling import predict_image, whole_image_shape
     from unetseg.unet import build_unet
 
     params = load_benchmark_params()
@@ -43,12 +43,12 @@ def child(size: int) -> dict:
     # one view: test-time augmentation averages its views batch by batch, a batch of outputs more
     out = predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend, cfg.batch_size,
                         "none", cfg.max_whole_pixels, 2**m.depth)
-    context = int(cfg.tile_size * cfg.overlap / 2)
     return {"seconds": round(time.perf_counter() - started, 1), "rss_before_image_mib": round(baseline, 1),
             "input_plus_output_arrays_mib": round((image.nbytes + out.nbytes) / 2**20, 1),
             "tile_size": cfg.tile_size, "overlap": cfg.overlap, "batch_size": cfg.batch_size,
-            "max_whole_pixels": cfg.max_whole_pixels, "whole": (-(-(size + 2 * context) // 2**m.depth)
-                                                                * 2**m.depth) ** 2 <= cfg.max_whole_pixels,
+            "max_whole_pixels": cfg.max_whole_pixels,
+            "whole": int(np.prod(whole_image_shape(size, size, cfg.tile_size, cfg.overlap, 2**m.depth)))
+            <= cfg.max_whole_pixels,
             "model": {"depth": m.depth, "base_filters": m.base_filters}}
 
 

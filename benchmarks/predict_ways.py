@@ -28,7 +28,7 @@ import yaml
 
 from common import REPO, write_results
 
-from unetseg.params import Predict  # noqa: E402
+from unetseg.params import Predict
 
 WHOLE = Predict.model_fields["max_whole_pixels"].default
 WAYS = {"tiles_flips": {"max_whole_pixels": 0, "tta": "flips"},

@@ -218,7 +218,7 @@ class Predict(Section):
     @classmethod
     def _tta_as_it_was(cls, value):
         """tta was a switch: true meant the flips, false none."""
-        return {True: "flips", False: "none"}.get(value, value) if isinstance(value, bool) else value
+        return ("flips" if value else "none") if isinstance(value, bool) else value
 
 
 class Evaluate(Section):

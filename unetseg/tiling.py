@@ -87,7 +87,7 @@ def predict_image(image: np.ndarray, predict_batch: PredictBatch, tile: int, ove
     height, width = image.shape[:2]
     context = int(tile * overlap / 2)  # every pixel sees at least this much context
     run = _averaged_over_views(predict_batch, TTA_VIEWS[tta])
-    whole = [_round_up(side + 2 * context, multiple) for side in (height, width)]
+    whole = whole_image_shape(height, width, tile, overlap, multiple)
     if whole[0] * whole[1] <= max_whole_pixels:
         return _predict_whole(image, run, context, whole, out)
     rows, cols = padded_axis(height, tile, context), padded_axis(width, tile, context)
@@ -117,6 +117,12 @@ def predict_image(image: np.ndarray, predict_batch: PredictBatch, tile: int, ove
     return out
 
 
+def whole_image_shape(height: int, width: int, tile: int, overlap: float, multiple: int) -> tuple[int, int]:
+    """The size an image goes through the model at when whole: its context added, rounded up to `multiple`."""
+    context = int(tile * overlap / 2)
+    return tuple(-(-(side + 2 * context) // multiple) * multiple for side in (height, width))
+
+
 def padded_axis(length: int, tile: int, context: int) -> np.ndarray:
     """Source index of every position of a mirror-padded axis: `context` before the image, then the
     image, then enough after it for at least one tile and `context` of margin."""
@@ -137,15 +143,11 @@ def _predict_row(band: np.ndarray, xs: list[int], tile: int, run: PredictBatch, 
     return np.concatenate(outputs)
 
 
-def _round_up(length: int, multiple: int) -> int:
-    return -(-length // multiple) * multiple
-
-
-def _predict_whole(image: np.ndarray, run: PredictBatch, context: int, padded: list[int], out) -> np.ndarray:
+def _predict_whole(image: np.ndarray, run: PredictBatch, context: int, padded: tuple[int, int], out) -> np.ndarray:
     """One model call on the whole image, mirror-padded by `context` (and to the `padded` size)."""
     height, width = image.shape[:2]
     rows, cols = (reflect(np.arange(size) - context, length) for size, length in zip(padded, (height, width)))
-    result = run(mirror_pad(image, rows, cols).astype(np.float32, copy=False)[None])[0]
+    result = np.asarray(run(mirror_pad(image, rows, cols).astype(np.float32, copy=False)[None]))[0]
     if out is None:
         out = np.empty((height, width, result.shape[-1]), np.float32)
     out[...] = result[context:context + height, context:context + width]
@@ -153,10 +155,14 @@ def _predict_whole(image: np.ndarray, run: PredictBatch, context: int, padded: l
 
 
 def _averaged_over_views(predict_batch: PredictBatch, views: list[tuple[View, View]]) -> PredictBatch:
-    """The model's output averaged over the views (the first is the batch itself), each mapped back."""
+    """The model's output averaged over the views (the first is the batch itself), each mapped back;
+    the model itself for one view."""
+    if len(views) == 1:
+        return predict_batch
+
     def run(batch):
         total = np.array(predict_batch(batch), np.float32)  # a copy: the output may be a view of the input
         for view, inverse in views[1:]:
             total += inverse(np.asarray(predict_batch(np.ascontiguousarray(view(batch))), np.float32))
-        return total / len(views) if len(views) > 1 else total
+        return total / len(views)
     return run
