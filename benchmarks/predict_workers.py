@@ -4,7 +4,7 @@ Both ways run the stage itself (`stages.predict`), forced one way or the other w
 sizes: without workers (the model, the watershed and the files in one process) and with a worker per
 core (the watershed and the files beside the model). Their outputs must be the same bytes. On small
 data the workers' start (each imports the stage, TensorFlow included) costs more than they save,
-which is why the stage starts them only from POOL_MIN_PIXELS.
+which is why the stage starts them only from POOL_MIN_PIXELS (unetseg/inference.py).
 
     python benchmarks/predict_workers.py [PROJECT] [--rounds 1] [--name NAME]
 
@@ -25,7 +25,8 @@ from common import REPO, write_results
 
 FORCED = """
 import stages.predict as stage
-stage.POOL_MIN_PIXELS, stage.POOL_MAX_IMAGE_PIXELS = {pool}
+import unetseg.inference as inference
+inference.POOL_MIN_PIXELS, inference.POOL_MAX_IMAGE_PIXELS = {pool}
 stage.run_stage(stage.main, [])
 """
 WAYS = {"one_process": "float('inf'), 0", "workers": "0, float('inf')"}
@@ -39,7 +40,7 @@ def predictions_digest(project: Path) -> str:
 
 
 def predicted_pixels(project: Path) -> int:
-    """What the stage's POOL_MIN_PIXELS is compared with, counted by the project's own stage."""
+    """What POOL_MIN_PIXELS is compared with, counted by the project's own stage."""
     sys.path.insert(0, str(project))
     os.chdir(project)  # the stage's paths are relative to the project
     from stages import predict

@@ -2,10 +2,10 @@
 
 For the boundary and weighted targets with the seed knobs (predict.seed_threshold, or seed_sigma and
 seed_depth) or predict.min_object_size auto, the stage first predicts the validation images and keeps
-the values whose objects match theirs best (data/predictions/postprocess.json). While this process
-runs the model, worker processes grow and score the objects and write the files, where the images
-are large enough to repay their start; the outputs are the same either way. New images: `unetseg
-predict` (unetseg/cli.py).
+the values whose objects match theirs best (data/predictions/postprocess.json, with the model's MD5:
+`unetseg predict` uses them for this model). While this process runs the model, worker processes grow
+and score the objects and write the files, where the images are large enough to repay their start;
+the outputs are the same either way. New images: `unetseg predict` (unetseg/cli.py).
 """
 
 from contextlib import nullcontext
@@ -16,16 +16,15 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json
-from unetseg.inference import keras, load_model, predict_probabilities, resolved_auto, write_prediction
+from unetseg.files import file_md5
+from unetseg.inference import (MODEL_MD5, in_workers, keras, load_model, objects_pool, predict_probabilities,
+                               resolved_auto, written_prediction)
 from unetseg.instances import MIN_SIZES, best_postprocessing, postprocessing_scores, seed_candidates, seed_rule
 from unetseg.modelfile import model_gap, model_target, read_preprocessing
-from unetseg.parallel import ordered_map, usable_cores, worker_pool
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
 POSTPROCESS = "postprocess.json"  # what predict chose on the validation images
-POOL_MIN_PIXELS = 4_000_000  # validation and test pixels (DSB2018: 32 M; the shipped data: 1 M)
-POOL_MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 def main(argv) -> None:
@@ -35,25 +34,15 @@ def main(argv) -> None:
     target, gap = model_target(preprocessing), model_gap(preprocessing)
     splits = read_json(PREPARED / "manifest.json")["splits"]
     objects = target in OBJECT_TARGETS
-    with objects_pool(splits) if objects else nullcontext() as pool:
+    with objects_pool(image_pixels(splits)) if objects else nullcontext() as pool:
         choice = choose_postprocessing(model, splits["val"], params, target, gap, pool) if objects else {}
         params = with_predict(params, resolved_auto(params.predict, choice))
         with atomic_dir(OUT) as out:
             tasks = ((out, stem, output_of_test_image(model, stem, params), params, target, gap) for stem in splits["test"])
             for _ in tqdm(in_workers(pool, written_prediction, tasks), total=len(splits["test"]), desc="predict"):
                 pass
-            write_json(out / POSTPROCESS, choice)
+            write_json(out / POSTPROCESS, {**choice, MODEL_MD5: file_md5(MODEL)})
     print(f"predict: {len(splits['test'])} test images -> {OUT}/ (mask, probabilities and objects of each)")
-
-
-def objects_pool(splits: dict):
-    """Worker processes for the watershed and the files while this one runs the model, where the
-    objects of the validation and test images are work enough to repay the workers' start (each
-    imports this stage, TensorFlow included: a few seconds), and no image so large that holding a
-    model output per worker would take much memory."""
-    sizes = image_pixels(splits)
-    wanted = sum(sizes) >= POOL_MIN_PIXELS and max(sizes, default=0) <= POOL_MAX_IMAGE_PIXELS
-    return worker_pool(len(splits["val"]) + len(splits["test"]) if wanted else 0, "spawn")
 
 
 def image_pixels(splits: dict) -> list[int]:
@@ -62,18 +51,9 @@ def image_pixels(splits: dict) -> list[int]:
             for split in ("val", "test") for stem in splits[split]]
 
 
-def in_workers(pool, function, items):
-    """ordered_map with one pending item per core: a model output each, as one process holds one."""
-    return ordered_map(pool, function, items, ahead=usable_cores())
-
-
 def output_of_test_image(model: keras.Model, stem: str, params: Params) -> np.ndarray:
     path = PREPARED / "test" / "images" / f"{stem}.npy"
     return predict_probabilities(model, np.load(path), params, path)
-
-
-def written_prediction(task) -> list[Path]:
-    return write_prediction(*task)
 
 
 def choose_postprocessing(model: keras.Model, val: list[str], params: Params, target: str, gap: int,

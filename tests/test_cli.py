@@ -1,5 +1,6 @@
 """The installed `unetseg` command, run as a user would: from a folder outside the repository."""
 
+import hashlib
 import json
 import os
 import re
@@ -81,6 +82,59 @@ def test_predict_flags_override_the_params(tiny_run, tmp_path):
     args = ["predict", "--model", model, "--input", "a.png", "--prob-dtype", "float16", "--output", "f16"]
     assert unetseg(tmp_path, *args).returncode == 0
     assert np.load(tmp_path / "f16/a_prob.npy").shape == (30, 40)
+
+
+def test_predict_takes_the_pipelines_postprocessing_for_its_model_only(tiny_run, tmp_path, monkeypatch, capsys):
+    model = tiny_run / "models/unet.keras"
+    chosen = json.loads((tiny_run / "data/predictions/postprocess.json").read_text())
+    assert chosen["model_md5"] == hashlib.md5(model.read_bytes()).hexdigest()
+    image = next((tiny_run / "data/synthetic/images").iterdir())
+    (tmp_path / image.name).write_bytes(image.read_bytes())
+    nothing_kept = {**chosen, "predict.min_object_size": 10**6}
+    (tmp_path / "ours.json").write_text(json.dumps(nothing_kept))
+    (tmp_path / "other.json").write_text(json.dumps({**nothing_kept, "model_md5": "0" * 32}))
+
+    def objects(output: str, *flags: str, cwd: Path = tmp_path) -> tuple[str, bytes]:
+        result = unetseg_in_process(cwd, "predict", "--model", str(model), "--input", str(tmp_path / image.name),
+                                    "--output", str(tmp_path / output), *flags, monkeypatch=monkeypatch, capsys=capsys)
+        assert result.returncode == 0, result.stderr
+        return result.stdout, (tmp_path / output / f"{image.stem}_instances.png").read_bytes()
+
+    said, ours = objects("ours", "--postprocess", "ours.json")
+    assert "as the pipeline chose it for this model (ours.json)" in said
+    assert np.asarray(Image.open(tmp_path / f"ours/{image.stem}_instances.png")).max() == 0
+    said, other = objects("other", "--postprocess", "other.json")
+    assert "the defaults (other.json was chosen for another model)" in said
+    said, missing = objects("missing", "--postprocess", "missing.json")
+    assert "the defaults (missing.json not found)" in said and missing == other
+    _, pinned = objects("pinned", "--postprocess", "ours.json", "--min-object-size", "0", "--seed-sigma", "2",
+                        "--seed-depth", "0.05")
+    assert pinned == missing  # a flag wins over the choice
+    said, _ = objects("in_project", cwd=tiny_run)  # the default: the project's own choice
+    assert "as the pipeline chose it for this model (data/predictions/postprocess.json)" in said
+
+
+def test_predict_grows_the_objects_in_worker_processes_with_the_same_bytes(tiny_run, tmp_path, monkeypatch, capsys):
+    from unetseg import inference
+
+    for image in sorted((tiny_run / "data/synthetic/images").iterdir())[:3]:
+        (tmp_path / "new").mkdir(exist_ok=True)
+        (tmp_path / "new" / image.name).write_bytes(image.read_bytes())
+    model = str(tiny_run / "models/unet.keras")
+
+    def predicted(output: str) -> dict[str, bytes]:
+        result = unetseg_in_process(tmp_path, "predict", "--model", model, "--input", "new", "--output", output,
+                                    monkeypatch=monkeypatch, capsys=capsys)
+        assert result.returncode == 0, result.stderr
+        return {path.name: path.read_bytes() for path in (tmp_path / output).iterdir()}
+
+    alone = predicted("alone")
+    made, real = [], inference.worker_pool
+    monkeypatch.setattr(inference, "POOL_MIN_PIXELS", 0)  # workers even for tiny images
+    monkeypatch.setattr(inference, "worker_pool", lambda tasks, method=None: made.append((tasks, method)) or
+                        real(tasks, method))
+    assert predicted("workers") == alone and len(alone) == 9
+    assert made == [(3, "spawn")]
 
 
 def bad_model_files(tmp_path: Path, model: Path) -> dict[str, Path]:

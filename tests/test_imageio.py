@@ -7,7 +7,7 @@ import tifffile
 from PIL import Image
 
 from unetseg.errors import UserError
-from unetseg.imageio import IMAGE_SUFFIXES, read_image, read_mask, read_native, write_png
+from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, read_mask, read_native, write_png
 
 RNG = np.random.default_rng(0)
 GRAY8 = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
@@ -162,3 +162,10 @@ def test_gray_palette_image_reads_as_gray(tmp_path):
     image.putpalette([10, 10, 10, 200, 200, 200] + [0] * 762)
     image.save(tmp_path / "gp.png")
     assert read_image(tmp_path / "gp.png", 1)[..., 0].tolist() == [[10, 200], [200, 10]]
+
+
+def test_image_pixels_from_the_header_and_zero_where_it_cannot_be_read(tmp_path):
+    Image.fromarray(np.zeros((30, 41, 3), np.uint8)).save(tmp_path / "a.png")
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((3, 17, 5), np.uint16), photometric="minisblack", planarconfig="separate")
+    (tmp_path / "c.png").write_bytes(b"not a png")
+    assert [image_pixels(tmp_path / name) for name in ("a.png", "b.tif", "c.png", "missing.tif")] == [30 * 41, 17 * 5, 0, 0]

@@ -80,7 +80,7 @@ def test_a_big_dataset_is_held_to_the_budget_and_a_small_one_is_not():
     assert big["estimate"]["train_minutes"] <= 10 * 1.05
     assert big["values"]["model.base_filters"] == 8
     small = plan_for(fingerprint(count=10), plan={"train_minutes": 10, "gflops": 120})
-    assert small["estimate"]["train_minutes"] < 5
+    assert small["estimate"]["train_minutes"] < 10 * 0.7  # the data wants less than the budget
     assert small["estimate"]["steps"] >= 600
 
 

@@ -206,9 +206,10 @@ def test_boundary_target_with_contact_weights_trains_on_weighted_shards(tiny_cop
 
 WITH_WORKERS = """
 import stages.predict as stage
-stage.POOL_MIN_PIXELS = 0  # workers even for tiny images
-made, real = [], stage.worker_pool
-stage.worker_pool = lambda tasks, method=None: made.append((tasks, method)) or real(tasks, method)
+import unetseg.inference as inference
+inference.POOL_MIN_PIXELS = 0  # workers even for tiny images
+made, real = [], inference.worker_pool
+inference.worker_pool = lambda tasks, method=None: made.append((tasks, method)) or real(tasks, method)
 stage.run_stage(stage.main, [])
 assert made == [(4, "spawn")], made  # the validation and test images
 """

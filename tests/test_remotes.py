@@ -157,6 +157,12 @@ def test_a_colleague_gets_the_model_artifact_without_the_pipeline(reproduced_pro
     assert result.returncode == 0, result.stderr
     assert checksums(colleague / "model") == checksums(project.root / "models")
     assert sorted(checksums(colleague / "model")) == ["preprocessing.json", "unet.keras"]
+    choice = "data/predictions/postprocess.json"  # and the post-processing chosen for that version
+    result = subprocess.run([sys.executable, "-m", "dvc", "get", str(project.root), choice, "--rev", "unet@v1.0.0",
+                             "-o", "model/postprocess.json"], cwd=colleague, env=project.env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert (colleague / "model/postprocess.json").read_bytes() == (project.root / choice).read_bytes()
 
 
 TIMING = {"wall_time_s", "patches_per_s"}  # the train summary's speed figures are the one thing that varies

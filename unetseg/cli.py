@@ -18,6 +18,7 @@ from unetseg.errors import UserError, exit_on_user_error
 from unetseg.params import Params, Predict, load_params
 
 MODEL = "models/unet.keras"
+POSTPROCESS = "data/predictions/postprocess.json"
 
 
 def main(argv=None) -> None:
@@ -53,6 +54,10 @@ def add_predict(commands) -> None:
     parser.add_argument("--params", default="params.yaml", type=Path,
                         help="a params file whose predict section sets the settings, when it exists "
                              "(default: params.yaml)")
+    parser.add_argument("--postprocess", default=POSTPROCESS, type=Path,
+                        help="the seeds and minimum object size the pipeline's predict stage chose on its validation "
+                             "images, used for those settings left auto when the file was written for --model; "
+                             f"else the defaults (default: {POSTPROCESS})")
     settings = parser.add_argument_group("settings (each overrides the params file; the defaults are params.yaml's)")
     for key, field in Predict.model_fields.items():
         settings.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None, help=flag_help(field),
@@ -104,12 +109,13 @@ def add_info(commands) -> None:
 def run_predict(args) -> None:
     from tqdm import tqdm
 
-    from unetseg.inference import input_files, predict_files  # starts Keras
+    from unetseg.inference import chosen_for, input_files, predict_files  # starts Keras
 
     files = input_files(args.input)
-    written = predict_files(files, args.output, args.model, predict_params(args),
+    choice, source = chosen_for(args.model, args.postprocess)
+    written = predict_files(files, args.output, args.model, predict_params(args), choice,
                             progress=lambda items: tqdm(items, desc="predict", disable=None))
-    print(f"unetseg predict: {len(files)} image(s) -> {len(written)} files in {args.output}/")
+    print(f"unetseg predict: {len(files)} image(s) -> {len(written)} files in {args.output}/; {source}")
 
 
 def predict_params(args) -> Params:

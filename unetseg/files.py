@@ -1,5 +1,6 @@
 """Outputs that appear whole or not at all, and a full disk reported by the file it was writing."""
 
+import hashlib
 import json
 import shutil
 from contextlib import contextmanager
@@ -63,3 +64,12 @@ def read_json(path):
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"{path}: not found; run the stage that writes it first (dvc repro)") from None
+
+
+def file_md5(path) -> str:
+    """The MD5 of a file's bytes (as DVC names its files)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -42,6 +42,20 @@ def is_colour(array: np.ndarray) -> bool:
                                          and np.array_equal(array[..., 0], array[..., 2]))
 
 
+def image_pixels(path) -> int:
+    """Height x width of an image file from its header (0 where that cannot be read: reading the
+    pixels then says why)."""
+    try:
+        if Path(path).suffix.lower() in TIFF_SUFFIXES:
+            with tifffile.TiffFile(path) as tiff:
+                page = tiff.series[0].keyframe
+                return page.imagelength * page.imagewidth
+        with Image.open(path) as image:
+            return image.height * image.width
+    except Exception:
+        return 0
+
+
 def read_mask(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A mask as (H, W) integers; palette PNGs give their indices, not their colours."""
     if Path(path).suffix.lower() in JPEG_SUFFIXES:
