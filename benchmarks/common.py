@@ -33,6 +33,17 @@ def benchmark_params(overrides: dict | None = None) -> dict:
     return values
 
 
+def param_changes(items: list[str]) -> dict:
+    """--set KEY=VALUE arguments as {dotted key: value}, each value read as YAML (so 0.5, true, [1, 2])."""
+    changes = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            sys.exit(f"--set {item}: give KEY=VALUE, e.g. --set train.learning_rate=0.002")
+        changes[key] = yaml.safe_load(value)
+    return changes
+
+
 def load_benchmark_params():
     from unetseg.params import parse_params
 

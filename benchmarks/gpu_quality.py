@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, copy_code, machine  # noqa: E402
+from common import REPO, RESULTS, copy_code, machine, param_changes  # noqa: E402
 
 DATA_PARAMS = {"data.mask_type": "instances", "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
 GPU_PARAMS = {"model.base_filters": 32, "train.batch_size": 32, "train.precision": "mixed_bfloat16",
@@ -201,7 +201,7 @@ def train(steps: int, seconds_left: float) -> dict:
 def run(args) -> None:
     started = time.perf_counter()
     deadline = started + args.deadline_s
-    changes = {**GPU_PARAMS, **dict(parse_set(item) for item in args.set)}
+    changes = {**GPU_PARAMS, **param_changes(args.set)}
     root, out = scratch_project(args.data.resolve(), changes), args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     log, seconds = out / "stages.log", {}
@@ -269,11 +269,6 @@ def evaluate(args) -> None:
     args.output.write_text(json.dumps({**scores, "machine": machine()}, indent=2) + "\n")
     print(f"written to {args.output}")
     shutil.rmtree(root, ignore_errors=True)
-
-
-def parse_set(item: str) -> tuple[str, object]:
-    key, value = item.split("=", 1)
-    return key, yaml.safe_load(value)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from common import REPO, input_channels, load_benchmark_params, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
-from unetseg.tiling import padded_axis, predict_image, tile_starts  # noqa: E402
+from unetseg.tiling import context_px, padded_axis, predict_image, tile_starts  # noqa: E402
 from unetseg.unet import build_unet  # noqa: E402
 
 
@@ -46,8 +46,7 @@ def main() -> None:
                        m.batchnorm, m.dropout, m.upsampling)
     image = np.random.default_rng(0).random((args.size, args.size, channels)).astype(np.float32)
 
-    context = int(cfg.tile_size * cfg.overlap / 2)
-    side = len(padded_axis(args.size, cfg.tile_size, context))
+    side = len(padded_axis(args.size, cfg.tile_size, context_px(cfg.tile_size, cfg.overlap)))
     starts = tile_starts(side, cfg.tile_size, cfg.overlap)
     tiles = np.random.default_rng(1).random((len(starts) ** 2, cfg.tile_size, cfg.tile_size,
                                              channels)).astype(np.float32)

@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from common import REPO, write_results
+from common import REPO, param_changes, write_results
 
 sys.path.insert(0, str(REPO))
 from unetseg.instances import scores_from_matches  # noqa: E402
@@ -162,7 +162,7 @@ def main() -> None:
                         help="one more param (YAML value), e.g. data.target=weighted; repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the scratch project and print its path")
     args = parser.parse_args()
-    extra = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    extra = param_changes(args.set)
     check_scratch_space(args.dataset)
     root = Path(tempfile.mkdtemp(prefix=f"quality_{args.dataset}_"))
     try:

@@ -85,7 +85,7 @@ def predict_image(image: np.ndarray, predict_batch: PredictBatch, tile: int, ove
     array (e.g. a memory map) to write into.
     """
     height, width = image.shape[:2]
-    context = int(tile * overlap / 2)  # every pixel sees at least this much context
+    context = context_px(tile, overlap)
     run = _averaged_over_views(predict_batch, TTA_VIEWS[tta])
     whole = whole_image_shape(height, width, tile, overlap, multiple)
     if whole[0] * whole[1] <= max_whole_pixels:
@@ -117,9 +117,14 @@ def predict_image(image: np.ndarray, predict_batch: PredictBatch, tile: int, ove
     return out
 
 
+def context_px(tile: int, overlap: float) -> int:
+    """The mirrored context every image and tile gets on each side: every pixel sees at least this much."""
+    return int(tile * overlap / 2)
+
+
 def whole_image_shape(height: int, width: int, tile: int, overlap: float, multiple: int) -> tuple[int, int]:
     """The size an image goes through the model at when whole: its context added, rounded up to `multiple`."""
-    context = int(tile * overlap / 2)
+    context = context_px(tile, overlap)
     return tuple(-(-(side + 2 * context) // multiple) * multiple for side in (height, width))
 
 
