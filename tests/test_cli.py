@@ -155,6 +155,7 @@ def test_predict_errors_are_one_line_and_write_nothing(tiny_run, tmp_path, monke
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.png").write_bytes(b"not a png")
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "bad.json").write_text("[1, 2")
     cases = [
         (["--model", model, "--input", "missing"], "missing: no such file or folder"),
         (["--model", model, "--input", "empty"], "empty: no images"),
@@ -165,6 +166,7 @@ def test_predict_errors_are_one_line_and_write_nothing(tiny_run, tmp_path, monke
         (["--model", str(bad["alone"]), "--input", "good.png"], "preprocessing.json: not found beside the model"),
         (["--model", model, "--input", "twice"], "twice: several images named a.*"),
         (["--model", model, "--input", "good.png", "--overlap", "1.5"], "flags: predict.overlap: Input should be less than 1"),
+        (["--model", model, "--input", "good.png", "--postprocess", "bad.json"], "bad.json: not a post-processing choice"),
     ]
     for args, expected in cases:
         result = unetseg_in_process(tmp_path, "predict", *args, "--output", "o", monkeypatch=monkeypatch, capsys=capsys)

@@ -42,7 +42,13 @@ def chosen_for(model_path: Path, choice_path: Path) -> tuple[dict, str]:
     when it was chosen for this model, and a line saying where the values left auto come from."""
     if not choice_path.is_file():
         return {}, f"post-processing left auto: the defaults ({choice_path} not found)"
-    choice = read_json(choice_path)
+    try:
+        choice = read_json(choice_path)
+    except ValueError:
+        choice = None
+    if not isinstance(choice, dict):
+        raise UserError(f"{choice_path}: not a post-processing choice (a JSON object, as the predict stage writes "
+                        "in data/predictions/postprocess.json); pass that file to --postprocess, or another path")
     if not model_path.is_file() or choice.get(MODEL_MD5) != file_md5(model_path):
         return {}, f"post-processing left auto: the defaults ({choice_path} was chosen for another model)"
     return choice, f"post-processing left auto: as the pipeline chose it for this model ({choice_path})"
