@@ -14,7 +14,7 @@ from pathlib import Path
 from common import write_results
 from seed_rules import cached_outputs, pooled_counts
 
-from unetseg.inference import AUTO_DEFAULTS, seeds_of
+from unetseg.inference import resolved_auto, seeds_of
 from unetseg.instances import object_labels, scores_from_matches
 from unetseg.params import Predict
 
@@ -37,8 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     project = args.project.resolve()
     chosen = json.loads((project / "data/predictions/postprocess.json").read_text())
-    ways = {"chosen": {key: chosen[f"predict.{key}"] for key in AUTO_DEFAULTS if f"predict.{key}" in chosen},
-            "defaults": dict(AUTO_DEFAULTS)}
+    ways = {"chosen": resolved_auto(Predict(), chosen), "defaults": resolved_auto(Predict(), {})}
     outputs = cached_outputs(project)
     results = {way: {"values": values, **test_scores(outputs, values)} for way, values in ways.items()}
     print(results)

@@ -8,7 +8,6 @@ and score the objects and write the files, where the images are large enough to 
 the outputs are the same either way. New images: `unetseg predict` (unetseg/cli.py).
 """
 
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -34,7 +33,7 @@ def main(argv) -> None:
     target, gap = model_target(preprocessing), model_gap(preprocessing)
     splits = read_json(PREPARED / "manifest.json")["splits"]
     objects = target in OBJECT_TARGETS
-    with objects_pool(image_pixels(splits)) if objects else nullcontext() as pool:
+    with objects_pool(image_pixels(splits) if objects else []) as pool:
         choice = choose_postprocessing(model, splits["val"], params, target, gap, pool) if objects else {}
         params = with_predict(params, resolved_auto(params.predict, choice))
         with atomic_dir(OUT) as out:
