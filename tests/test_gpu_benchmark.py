@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from stage_runner import REPO
@@ -59,8 +60,13 @@ def test_gpu_quality_runs_the_stages_around_a_jax_training_run_then_scores_them(
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TMPDIR": str(tmp_path)}
     script, data, out = "benchmarks/gpu_quality.py", str(tiny_run / "data/synthetic"), tmp_path / "out"
+    packed = tmp_path / "packed"  # the device trains on the packed copy, evaluate reads the original
+    result = subprocess.run([sys.executable, script, "pack", "--data", data, "--out", str(packed)], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
     sets = [arg for item in TINY_SETS for arg in ("--set", item)]
-    result = subprocess.run([sys.executable, script, "run", "--data", data, "--out", str(out), "--steps", "20", *sets],
+    result = subprocess.run([sys.executable, script, "run", "--data", str(packed), "--out", str(out), "--steps", "20",
+                             *sets],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     run = json.loads((out / "gpu_quality_run.json").read_text())
@@ -74,3 +80,27 @@ def test_gpu_quality_runs_the_stages_around_a_jax_training_run_then_scores_them(
     scores = json.loads(scores.read_text())
     assert scores["test"]["n_images"] == 2 and 0 <= scores["test"]["dice"] <= 1
     assert scores["instances"]["truth_objects"] == "instance labels" and scores["train"] == run["train"]
+
+
+def test_pack_stores_gray_images_in_one_channel_and_colour_ones_without_alpha(tmp_path):
+    from types import SimpleNamespace
+
+    from gpu_quality import pack
+    from PIL import Image
+
+    from unetseg.imageio import read_image
+
+    data, out = tmp_path / "data", tmp_path / "packed"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    gray = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    Image.fromarray(np.dstack([gray, gray, gray, np.full_like(gray, 255)])).save(data / "images/gray.png")
+    Image.fromarray(np.dstack([gray, gray[::-1], gray])).save(data / "images/colour.png")
+    for stem in ("gray", "colour"):
+        Image.fromarray(np.eye(6, 8, dtype=np.uint16)).save(data / "labels" / f"{stem}.png")
+    pack(SimpleNamespace(data=data, out=out))
+    assert Image.open(out / "images/gray.png").mode == "L" and Image.open(out / "images/colour.png").mode == "RGB"
+    for stem in ("gray", "colour"):
+        path = f"images/{stem}.png"
+        assert np.array_equal(read_image(data / path, 3), read_image(out / path, 3))
+        assert (out / "labels" / f"{stem}.png").read_bytes() == (data / "labels" / f"{stem}.png").read_bytes()
