@@ -28,8 +28,11 @@ def soft_dice(y_true, y_pred, smooth: float = 1.0):
 class SegmentationLoss(keras.losses.Loss):
     """kind: dice (1 - Dice: the seed's -Dice shifted to be >= 0, same gradient), bce, or bce_dice
     (bce_weight * cross-entropy + dice_weight * (1 - Dice)). Several classes use categorical
-    cross-entropy and the mean Dice over classes. With `pixel_weights`, the targets carry each
-    pixel's cross-entropy weight as a second channel (the U-Net paper's weight map)."""
+    cross-entropy and the mean Dice over the classes other than background (class 0), as nnU-Net
+    does and as the Dice metrics count: background's Dice is near 1 from the start and would only
+    dilute the pull of the small classes (the boundary target's thin boundary). With
+    `pixel_weights`, the targets carry each pixel's cross-entropy weight as a second channel (the
+    U-Net paper's weight map)."""
 
     def __init__(self, kind="dice", num_classes=1, bce_weight=1.0, dice_weight=1.0, smooth=1.0,
                  pixel_weights=False, name="segmentation_loss", **kwargs):
@@ -48,7 +51,8 @@ class SegmentationLoss(keras.losses.Loss):
             total = total + weight * cross_entropy(target, y_pred, self.num_classes, pixels)
         if self.kind in ("dice", "bce_dice"):
             weight = self.dice_weight if self.kind == "bce_dice" else 1.0
-            total = total + weight * (1.0 - ops.mean(soft_dice(target, y_pred, self.smooth)))
+            dice = soft_dice(target, y_pred, self.smooth)
+            total = total + weight * (1.0 - ops.mean(dice if self.num_classes == 1 else dice[1:]))
         return total / replicas_in_sync()
 
     def get_config(self):
