@@ -280,7 +280,7 @@ def pack(args) -> None:
     import numpy as np
     from PIL import Image
 
-    from unetseg.imageio import is_colour, read_image, read_native
+    from unetseg.imageio import is_colour, read_image, read_native, to_channels
 
     (args.out / "images").mkdir(parents=True, exist_ok=True)
     shutil.copytree(args.data / "labels", args.out / "labels", dirs_exist_ok=True)
@@ -288,7 +288,7 @@ def pack(args) -> None:
         native = read_native(path)
         pixels = native if is_colour(native) else native[..., 0]
         Image.fromarray(pixels).save(args.out / "images" / f"{path.stem}.png", optimize=True)
-        if not np.array_equal(read_image(path, 3), read_image(args.out / "images" / f"{path.stem}.png", 3)):
+        if not np.array_equal(to_channels(native, 3), read_image(args.out / "images" / f"{path.stem}.png", 3)):
             raise SystemExit(f"{path}: its packed copy reads back differently")
     print(f"packed {args.data} into {args.out}")
 

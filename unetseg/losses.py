@@ -51,8 +51,7 @@ class SegmentationLoss(keras.losses.Loss):
             total = total + weight * cross_entropy(target, y_pred, self.num_classes, pixels)
         if self.kind in ("dice", "bce_dice"):
             weight = self.dice_weight if self.kind == "bce_dice" else 1.0
-            dice = soft_dice(target, y_pred, self.smooth)
-            total = total + weight * (1.0 - ops.mean(dice if self.num_classes == 1 else dice[1:]))
+            total = total + weight * (1.0 - foreground_mean(soft_dice(target, y_pred, self.smooth), self.num_classes))
         return total / replicas_in_sync()
 
     def get_config(self):
@@ -81,6 +80,12 @@ def cross_entropy(target, y_pred, num_classes: int, pixel_weights=None):
     else:
         per_pixel = keras.losses.categorical_crossentropy(target, y_pred)
     return ops.mean(per_pixel if pixel_weights is None else per_pixel * pixel_weights)
+
+
+def foreground_mean(scores, num_classes: int):
+    """The mean of per-class scores over the classes that are not background (class 0); a binary
+    target's one channel is its foreground."""
+    return ops.mean(scores if num_classes == 1 else scores[1:])
 
 
 def hard_predictions(y_pred, num_classes: int):
@@ -116,7 +121,7 @@ class OverlapMetric(keras.metrics.Metric):
         else:
             score = ops.divide_no_nan(self.intersection, self.total - self.intersection)
         score = ops.where(self.total > 0, score, 1.0)
-        return ops.mean(score if self.num_classes == 1 else score[1:])
+        return foreground_mean(score, self.num_classes)
 
     def reset_state(self):
         self.intersection.assign(ops.zeros(self.intersection.shape))
