@@ -53,6 +53,7 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "dsb2018_instances_target-weighted_boundary_width-1": "DSB2018 nuclei, instance labels, weighted, `boundary_width: 1`",
          "dsb2018_instances_invert-bright_background": "DSB2018 nuclei, instance labels, `invert: bright_background`",
          "dsb2018_instances_invert-bright_background_seed-7": "DSB2018 nuclei, instance labels, inverted, seed 7",
+         "dsb2018_instances_copies-0": "DSB2018 nuclei, instance labels, `augment.copies: 0`",
          "dsb2018_instances_train_minutes-40": "DSB2018 nuclei, instance labels, `plan.train_minutes: 40`"}
 ORDER = list(NAMES)
 
