@@ -33,6 +33,12 @@ from unetseg.unet import build_unet  # noqa: E402
 PATCH, BATCH, CLASSES = 128, 16, 3  # the shipped plan's patch and batch; the boundary target's classes
 
 
+def random_batches(rng, steps: int, batch: int) -> list:
+    """`steps` batches of random gray patches and random class-id masks."""
+    labels = rng.integers(0, CLASSES, (steps, batch, PATCH, PATCH))
+    return [(rng.random((batch, PATCH, PATCH, 1), np.float32), y[..., None].astype(np.float32)) for y in labels]
+
+
 def step_loop(base_filters: int, norm: str, precision: str, batches):
     keras.mixed_precision.set_global_policy(precision)
     layer = FusedBatchNorm if norm == "fused" else keras.layers.BatchNormalization
@@ -47,9 +53,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="batches per timed call")
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, CLASSES, (args.steps, BATCH, PATCH, PATCH))
-    batches = [(rng.random((BATCH, PATCH, PATCH, 1), np.float32), y[..., None].astype(np.float32)) for y in labels]
+    batches = random_batches(np.random.default_rng(0), args.steps, BATCH)
     precision = precision_here("auto")
     norms = ("without", "with", "fused")
     runs = {(width, norm): step_loop(width, norm, precision, batches) for width in args.widths for norm in norms}

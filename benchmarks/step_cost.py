@@ -18,9 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from batchnorm_cost import CLASSES, PATCH, step_loop  # noqa: E402
+from batchnorm_cost import CLASSES, PATCH, random_batches, step_loop  # noqa: E402
 from common import interleaved_seconds, write_results  # noqa: E402
 from unetseg.tf_training import precision_here  # noqa: E402
+
+NORMS = ("fused", "without")
 
 
 def line_fit(ms_per_step: dict[int, float]) -> dict:
@@ -40,9 +42,8 @@ def main() -> None:
     precision = precision_here("auto")
     runs = {}
     for batch in args.batches:
-        labels = rng.integers(0, CLASSES, (args.steps, batch, PATCH, PATCH))
-        data = [(rng.random((batch, PATCH, PATCH, 1), np.float32), y[..., None].astype(np.float32)) for y in labels]
-        for norm in ("fused", "without"):
+        data = random_batches(rng, args.steps, batch)
+        for norm in NORMS:
             runs[norm, batch] = step_loop(8, norm, precision, data)
     ms = {key: 1000 * statistics.median(rounds) / args.steps
           for key, rounds in interleaved_seconds(runs, args.rounds).items()}
@@ -51,7 +52,7 @@ def main() -> None:
                    "steps_per_call": args.steps, "rounds": args.rounds},
         **{f"batchnorm {norm}": {"ms_per_step": {str(b): round(ms[norm, b], 1) for b in args.batches},
                                  **line_fit({b: ms[norm, b] for b in args.batches})}
-           for norm in ("fused", "without")},
+           for norm in NORMS},
     })
 
 
