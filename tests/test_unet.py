@@ -1,11 +1,13 @@
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from unetseg.unet import build_unet  # noqa: E402
+from unetseg.unet import bilinear_doubling, build_unet  # noqa: E402
 
 
 def test_defaults_are_the_seed_network_with_its_parameter_count():
@@ -24,6 +26,41 @@ def test_any_size_divisible_by_2_to_the_depth(upsampling, batchnorm, dropout):
         assert ((out >= 0) & (out <= 1)).all()
 
 
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_predict_takes_one_image_size_after_another(upsampling):
+    """predict's traced function loses the height and width after a second size (Keras's bilinear
+    UpSampling2D failed there, on the predict stage's second image)."""
+    model = build_unet(1, 3, depth=2, base_filters=4, upsampling=upsampling)
+    for shape in ((1, 32, 48, 1), (1, 64, 32, 1), (2, 16, 16, 1)):
+        assert model.predict_on_batch(np.zeros(shape, np.float32)).shape == shape[:3] + (3,)
+
+
+def test_a_saved_bilinear_network_loads_and_predicts_without_this_project(tmp_path):
+    """As the predict stage and anyone else load it: Keras alone, images of several sizes."""
+    from unetseg.training import save_model
+
+    model = build_unet(1, 3, depth=2, base_filters=4, batchnorm=True, upsampling="bilinear")
+    save_model(model, tmp_path / "m.keras")
+    code = ("import sys, numpy as np, keras\n"
+            "model = keras.saving.load_model(sys.argv[1], compile=False)\n"
+            "assert 'unetseg' not in sys.modules\n"
+            "for shape in ((1, 32, 48, 1), (1, 64, 32, 1)):\n"
+            "    assert model.predict_on_batch(np.zeros(shape, np.float32)).shape == shape[:3] + (3,)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras")], check=True, cwd=tmp_path, env=env,
+                   capture_output=True)
+
+
+def test_bilinear_doubling_is_kerass_bilinear_resize():
+    import keras
+
+    x = np.random.default_rng(0).random((2, 5, 7, 3)).astype(np.float32)
+    expected = np.asarray(keras.layers.UpSampling2D(2, interpolation="bilinear")(x))
+    inputs = keras.Input((None, None, 3))
+    doubling = keras.Model(inputs, bilinear_doubling(inputs, "up"))
+    assert np.allclose(doubling.predict_on_batch(x), expected, atol=1e-6)
+
+
 def test_several_classes_get_a_softmax_head():
     model = build_unet(1, 3, depth=1, base_filters=2)
     out = np.asarray(model(np.random.default_rng(0).random((1, 8, 8, 1)).astype(np.float32)))
@@ -33,4 +70,4 @@ def test_several_classes_get_a_softmax_head():
 
 def test_options_add_their_layers():
     names = [layer.name for layer in build_unet(1, 1, 2, 4, batchnorm=True, dropout=0.5, upsampling="bilinear").layers]
-    assert "enc0_bn1" in names and "bottleneck_dropout" in names and "dec0_resize" in names
+    assert "enc0_bn1" in names and "bottleneck_dropout" in names and "dec0_resize_repeat" in names

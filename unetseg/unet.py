@@ -17,8 +17,25 @@ def conv_block(x, filters: int, batchnorm: bool, name: str, batchnorm_layer=laye
 def upsample(x, filters: int, mode: str, name: str):
     if mode == "transpose":
         return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{name}_up")(x)
-    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_resize")(x)
+    x = bilinear_doubling(x, f"{name}_resize")
     return layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_up")(x)
+
+
+def bilinear_doubling(x, name: str):
+    """Twice the height and width by bilinear interpolation, as `UpSampling2D(2, interpolation="bilinear")`
+    computes it (half-pixel centres, edge pixels repeated), from built-in layers that take any size.
+
+    Keras's bilinear layer fails once `predict` has seen two image sizes: the function it then traces
+    has no fixed height and width, and its resize compares that symbolic size with 0. Here each axis
+    is repeated (nearest), then smoothed by (1/4, 1/2, 1/4) = 3/4 of a mean over 3 + 1/4 of the
+    centre; a mean that leaves out the pixels past the edge repeats the edge pixel, as bilinear does.
+    Built-in layers keep the saved model loadable by Keras alone."""
+    x = layers.UpSampling2D(2, name=f"{name}_repeat")(x)
+    for axis, window in (("rows", (3, 1)), ("cols", (1, 3))):
+        mean = layers.AveragePooling2D(window, strides=1, padding="same", name=f"{name}_{axis}_mean")(x)
+        x = layers.Add(name=f"{name}_{axis}")([layers.Rescaling(0.75, name=f"{name}_{axis}_mean_part")(mean),
+                                               layers.Rescaling(0.25, name=f"{name}_{axis}_centre_part")(x)])
+    return x
 
 
 def build_unet(channels: int = 1, num_classes: int = 1, depth: int = 4, base_filters: int = 32,
