@@ -79,9 +79,19 @@ def test_a_big_dataset_is_held_to_the_budget_and_a_small_one_is_not():
     big = plan_for(fingerprint(count=2000), plan={"train_minutes": 10, "gflops": 120})
     assert big["estimate"]["train_minutes"] <= 10 * 1.05
     assert big["values"]["model.base_filters"] == 8
-    small = plan_for(fingerprint(count=10), plan={"train_minutes": 10, "gflops": 120})
+    small = plan_for(fingerprint(count=5), plan={"train_minutes": 10, "gflops": 120})
     assert small["estimate"]["train_minutes"] < 10 * 0.7  # the data wants less than the budget
     assert small["estimate"]["steps"] >= 600
+
+
+def test_each_step_costs_a_fixed_time_besides_its_patches():
+    """Halving a pinned batch doubles the steps for the same patches, and each step's fixed cost
+    with them (benchmarks/step_cost.py: 41.7 ms a step besides 10.8 ms a patch, on 2 CPU cores)."""
+    sixteen = plan_for(fingerprint(count=10))["estimate"]
+    eight = plan_for(fingerprint(count=10), train={"batch_size": 8})["estimate"]
+    assert abs(eight["patches_seen"] / sixteen["patches_seen"] - 1) < 0.01
+    per_patch = [e["train_minutes"] / e["patches_seen"] for e in (eight, sixteen)]
+    assert 1.1 < per_patch[0] / per_patch[1] < 1.3
 
 
 def test_a_fast_machine_affords_the_seed_network():

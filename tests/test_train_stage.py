@@ -250,6 +250,23 @@ def test_the_loss_is_a_param(tiny_run, tiny_copy):
     assert first_train_loss(tiny_copy) != first_train_loss(tiny_run), "the logged loss is the chosen one"
 
 
+@pytest.mark.parametrize("train", [{"lr_schedule": "plateau", "learning_rate": 0.002, "reduce_lr_patience": 1},
+                                   {"jit_compile": True}])
+def test_the_stage_trains_with_the_other_schedule_and_with_xla(tiny_run, tiny_copy, train):
+    """Settings the default run never takes: ReduceLROnPlateau beside the dvclive logger; XLA with the
+    fused batch norm."""
+    params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    params["train"].update(train)
+    write_params(tiny_copy, params)
+    result = run_stage("train", tiny_copy)
+    assert result.returncode == 0, result.stderr
+    rates = [float(row.split("\t")[-1])
+             for row in (tiny_copy / "reports/live/plots/metrics/learning_rate.tsv").read_text().splitlines()[1:]]
+    if "lr_schedule" in train:
+        assert rates[0] == pytest.approx(0.002) and rates == sorted(rates, reverse=True)
+    assert json.loads((tiny_copy / "reports/train.json").read_text())["best_val_dice"] >= 0
+
+
 def first_train_loss(run) -> float:
     rows = (run / "reports/live/plots/metrics/train/loss.tsv").read_text().splitlines()
     return float(rows[1].split("\t")[-1])

@@ -92,7 +92,7 @@ class Prepare(Section):
 
 
 class Plan(Section):
-    train_minutes: float = Field(17.0, gt=0)
+    train_minutes: float = Field(21.0, gt=0)
     gflops: float = Field(180.0, gt=0)
 
 

@@ -3,7 +3,8 @@ training length (nnU-Net's fingerprint -> plan, on a CPU budget).
 
 Pure functions: the same fingerprint and params give the same plan, so DVC can cache it. Time
 enters only through a cost model, never a clock: FLOPs per patch counted from the network,
-divided by the machine throughput `plan.gflops` (`python -m unetseg.calibrate` measures it).
+plus a fixed cost per step, divided by the machine throughput `plan.gflops` (`python -m
+unetseg.calibrate` measures it).
 Every planned knob is `auto` in params.yaml; a value there pins it, and the plan keeps it.
 """
 
@@ -35,6 +36,11 @@ PIXEL_VISITS = 160                # training wants each training pixel seen abou
 MIN_STEPS = 600                   # ... and at least this many optimizer steps
 ROUNDS = (8, 40)                  # validation rounds (epochs): fewest and most
 TRAIN_FLOPS_PER_FORWARD = 3       # forward + backward ~ 3 forward passes
+STEP_GFLOP = 6.0                  # each optimizer step also costs a fixed time, whatever its batch (the
+                                  # update of every weight, the input, a launch per layer), counted as this
+                                  # much work at plan.gflops: 2 CPU cores, base 8, 128 px, bf16, fused batch
+                                  # norm: 41.7 ms a step + 10.8 ms a patch, ~6.4 GFLOP; none: 30.9 + 5.9, ~5.9
+                                  # (benchmarks/step_cost.py). Without it, batches of 8 ran 1.3x the estimate
 BATCHNORM_COST = 1.45             # time with batch normalisation / without, 2 CPU cores, bf16, as the train
                                   # stage runs it (TensorFlow's fused kernel, tf_training.FusedBatchNorm):
                                   # the bare step 1.34x at base 8, 1.24x at 16 (benchmarks/batchnorm_cost.py;
@@ -206,23 +212,24 @@ class CostModel:
         slowdown = BATCHNORM_COST if self.params.model.batchnorm else 1.0
         return slowdown * self.forward_flops(filters) / (self.params.plan.gflops * 1e9)
 
-    def seconds_per_patch(self, filters: int) -> float:
-        return TRAIN_FLOPS_PER_FORWARD * self.seconds_per_forward(filters)
+    def seconds_per_step(self, filters: int, batch: int) -> float:
+        work = train_step_gflop(self.forward_flops(filters), batch, self.params.model.batchnorm)
+        return work / self.params.plan.gflops
 
     def wanted_steps(self, batch: int) -> int:
         return max(MIN_STEPS, math.ceil(self.wanted_patches / batch))
 
     def widest(self, candidates, batch: int) -> int:
         fitting = [f for f in candidates
-                   if self.wanted_steps(batch) * batch * self.seconds_per_patch(f) * HEADROOM <= self.budget_s]
+                   if self.wanted_steps(batch) * self.seconds_per_step(f, batch) * HEADROOM <= self.budget_s]
         return max(fitting, default=min(candidates))
 
     def steps(self, filters: int, batch: int) -> int:
-        affordable = int(self.budget_s / (batch * self.seconds_per_patch(filters)))
+        affordable = int(self.budget_s / self.seconds_per_step(filters, batch))
         return max(1, min(self.wanted_steps(batch), affordable))
 
     def estimate(self, filters: int, batch: int, steps: int, epochs: int, val_patches: int) -> dict:
-        train_s = steps * batch * self.seconds_per_patch(filters)
+        train_s = steps * self.seconds_per_step(filters, batch)
         val_s = epochs * val_patches * self.seconds_per_forward(filters)
         return {
             "train_gflop_per_patch": round(TRAIN_FLOPS_PER_FORWARD * self.forward_flops(filters) / 1e9, 3),
@@ -231,6 +238,13 @@ class CostModel:
             "pixel_visits": round(steps * batch * self.patch**2 / sum(h * w for h, w in self.fingerprint["train_shapes"]), 1),
             "train_minutes": round((train_s + val_s) / 60, 2),
         }
+
+
+def train_step_gflop(forward_flops: int, batch: int, batchnorm: bool) -> float:
+    """A training step's work as the cost model counts it: forward and backward of each patch (batch
+    normalisation at its measured cost), plus the step's fixed cost."""
+    slowdown = BATCHNORM_COST if batchnorm else 1.0
+    return STEP_GFLOP + batch * slowdown * TRAIN_FLOPS_PER_FORWARD * forward_flops / 1e9
 
 
 def count_patches(shapes, patch: int, stride: int, fg_fraction: float) -> int:
