@@ -1,7 +1,6 @@
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -141,10 +140,13 @@ def test_several_classes_end_to_end(tiny_copy):
 
 
 def test_several_classes_train_and_score_end_to_end(tiny_run, tmp_path):
-    """Two kinds of nuclei (odd and even ids of the synthetic labels) as classes 1 and 2, through
-    every stage with a real (tiny) model."""
-    shutil.copytree(tiny_run / "data/synthetic/images", tmp_path / "own/images")
-    (tmp_path / "own/masks").mkdir()
+    """Two kinds of nuclei (odd and even ids of the synthetic labels) as classes 1 and 2, in colour
+    images (three channels), through every stage with a real (tiny) model."""
+    for kind in ("images", "masks"):
+        (tmp_path / "own" / kind).mkdir(parents=True)
+    for path in sorted((tiny_run / "data/synthetic/images").glob("*.png")):
+        gray = np.asarray(Image.open(path).convert("L"))
+        Image.fromarray(np.stack([gray, gray // 2, 255 - gray], axis=-1)).save(tmp_path / "own/images" / path.name)
     for path in sorted((tiny_run / "data/synthetic/labels").glob("*.png")):
         labels = np.asarray(Image.open(path)).astype(np.int64)
         classes = np.where(labels > 0, 1 + labels % 2, 0).astype(np.uint8)
@@ -155,6 +157,7 @@ def test_several_classes_train_and_score_end_to_end(tiny_run, tmp_path):
         assert result.returncode == 0, f"{stage}: {result.stderr}"
     preprocessing = json.loads((tmp_path / "models/preprocessing.json").read_text())
     assert preprocessing["num_classes"] == 3 and preprocessing["target"] == "classes"
+    assert preprocessing["channels"] == 3
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     assert sorted(metrics["per_class"]) == ["0", "1", "2"] and "instances" not in metrics
     assert (tmp_path / "reports/instances.csv").read_text().startswith("iou_threshold,ap,")  # header only
