@@ -29,6 +29,15 @@ def run_stage(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+def run_with_keras_alone(code: str, *args: str, cwd: Path) -> None:
+    """Run `code` (with sys, numpy as np and keras imported, `args` in sys.argv) in a fresh Python
+    that cannot import this project, as a user of the saved model would; fails if it raises or if
+    anything imported unetseg."""
+    script = f"import sys, numpy as np, keras\n{code}\nassert 'unetseg' not in sys.modules\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", script, *args], check=True, cwd=cwd, env=env, capture_output=True)
+
+
 def write_params(cwd: Path, params: dict) -> None:
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
 

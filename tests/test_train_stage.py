@@ -1,8 +1,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -11,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from stage_runner import error_line, run_stage, write_params  # noqa: E402
+from stage_runner import error_line, run_stage, run_with_keras_alone, write_params  # noqa: E402
 from unetseg.shards import ShardWriter, read_manifest  # noqa: E402
 from unetseg.training import ShardBatches, image_balanced_weights, learning_rate_schedule, save_model  # noqa: E402
 
@@ -50,13 +48,10 @@ def test_model_loads_and_predicts_without_this_project(tiny_run, tmp_path):
     x = np.random.default_rng(0).random((1, 32, 48, 1)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     expected = keras.saving.load_model(model_path, compile=False).predict_on_batch(x)
-    code = ("import sys, numpy as np, keras\n"
-            "model = keras.saving.load_model(sys.argv[1], compile=False)\n"
+    code = ("model = keras.saving.load_model(sys.argv[1], compile=False)\n"
             "assert 'unetseg' not in sys.modules\n"
-            "np.save(sys.argv[3], model.predict_on_batch(np.load(sys.argv[2])))\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-c", code, str(model_path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-                   check=True, cwd=tmp_path, env=env, capture_output=True)
+            "np.save(sys.argv[3], model.predict_on_batch(np.load(sys.argv[2])))")
+    run_with_keras_alone(code, str(model_path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), cwd=tmp_path)
     assert np.allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
 
 

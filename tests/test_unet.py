@@ -1,12 +1,11 @@
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from stage_runner import run_with_keras_alone  # noqa: E402
 from unetseg.unet import bilinear_doubling, build_unet  # noqa: E402
 
 
@@ -41,14 +40,11 @@ def test_a_saved_bilinear_network_loads_and_predicts_without_this_project(tmp_pa
 
     model = build_unet(1, 3, depth=2, base_filters=4, batchnorm=True, upsampling="bilinear")
     save_model(model, tmp_path / "m.keras")
-    code = ("import sys, numpy as np, keras\n"
-            "model = keras.saving.load_model(sys.argv[1], compile=False)\n"
+    code = ("model = keras.saving.load_model(sys.argv[1], compile=False)\n"
             "assert 'unetseg' not in sys.modules\n"
             "for shape in ((1, 32, 48, 1), (1, 64, 32, 1)):\n"
-            "    assert model.predict_on_batch(np.zeros(shape, np.float32)).shape == shape[:3] + (3,)\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras")], check=True, cwd=tmp_path, env=env,
-                   capture_output=True)
+            "    assert model.predict_on_batch(np.zeros(shape, np.float32)).shape == shape[:3] + (3,)")
+    run_with_keras_alone(code, str(tmp_path / "m.keras"), cwd=tmp_path)
 
 
 def test_bilinear_doubling_is_kerass_bilinear_resize():

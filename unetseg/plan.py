@@ -40,7 +40,8 @@ STEP_GFLOP = 6.0                  # each optimizer step also costs a fixed time,
                                   # update of every weight, the input, a launch per layer), counted as this
                                   # much work at plan.gflops: 2 CPU cores, base 8, 128 px, bf16, fused batch
                                   # norm: 41.7 ms a step + 10.8 ms a patch, ~6.4 GFLOP; none: 30.9 + 5.9, ~5.9
-                                  # (benchmarks/step_cost.py). Without it, batches of 8 ran 1.3x the estimate
+                                  # (benchmarks/step_cost.py). Without it, the shipped run took 1.3x the
+                                  # estimate, and 1.7x with batches of 8
 BATCHNORM_COST = 1.45             # time with batch normalisation / without, 2 CPU cores, bf16, as the train
                                   # stage runs it (TensorFlow's fused kernel, tf_training.FusedBatchNorm):
                                   # the bare step 1.34x at base 8, 1.24x at 16 (benchmarks/batchnorm_cost.py;
@@ -209,7 +210,7 @@ class CostModel:
 
     def seconds_per_forward(self, filters: int) -> float:
         """FLOPs over throughput; normalisation layers add time that FLOPs of convolutions miss."""
-        slowdown = BATCHNORM_COST if self.params.model.batchnorm else 1.0
+        slowdown = normalisation_cost(self.params.model.batchnorm)
         return slowdown * self.forward_flops(filters) / (self.params.plan.gflops * 1e9)
 
     def seconds_per_step(self, filters: int, batch: int) -> float:
@@ -243,8 +244,12 @@ class CostModel:
 def train_step_gflop(forward_flops: int, batch: int, batchnorm: bool) -> float:
     """A training step's work as the cost model counts it: forward and backward of each patch (batch
     normalisation at its measured cost), plus the step's fixed cost."""
-    slowdown = BATCHNORM_COST if batchnorm else 1.0
-    return STEP_GFLOP + batch * slowdown * TRAIN_FLOPS_PER_FORWARD * forward_flops / 1e9
+    return STEP_GFLOP + batch * normalisation_cost(batchnorm) * TRAIN_FLOPS_PER_FORWARD * forward_flops / 1e9
+
+
+def normalisation_cost(batchnorm: bool) -> float:
+    """How many times as long a patch takes with the network's normalisation layers as without."""
+    return BATCHNORM_COST if batchnorm else 1.0
 
 
 def count_patches(shapes, patch: int, stride: int, fg_fraction: float) -> int:
