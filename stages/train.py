@@ -23,7 +23,6 @@ from unetseg.tf_training import (as_dataset, batchnorm_layer, choose_strategy, f
                                  make_strategy, precision_here, set_determinism, with_keras_batchnorm)
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
                               collapse_warning, compiled_unet, computing_in_float32, save_model)
-from unetseg.unet import main_network  # noqa: E402
 
 TRAIN, VAL, PREPARED = "data/augmented", "data/patches/val", "data/prepared/manifest.json"
 MODELS, LIVE, SUMMARY = "models", "reports/live", "reports/train.json"
@@ -83,15 +82,14 @@ def main(argv) -> None:
         wall = time.perf_counter() - started
         stop_on_nan.raise_if_stopped()
         keep_best.restore()
-        network = main_network(model)
-        save_model(computing_in_float32(with_keras_batchnorm(network)), models_dir / "unet.keras")
+        save_model(computing_in_float32(with_keras_batchnorm(model)), models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
         gap = {"gap_width": val.manifest["gap_width"]} if target == "weighted" else {}
         write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target, **gap})
     if chief:
         one_channel = target in ("binary", "weighted")  # the all-foreground baseline needs a foreground channel
         baseline = all_foreground_dice(val.manifest["foreground_fraction"]) if one_channel else None
-        write_summary(network, keep_best, baseline, len(history.history["loss"]), wall, len(train) * batch, devices,
+        write_summary(model, keep_best, baseline, len(history.history["loss"]), wall, len(train) * batch, devices,
                       precision)
 
 

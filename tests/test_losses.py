@@ -53,21 +53,6 @@ def test_pixel_weights_scale_each_pixels_cross_entropy():
     assert float(metric.result()) == float(reference.result())
 
 
-@pytest.mark.parametrize("classes", [1, 3])
-def test_extra_heads_add_their_losses_weighted_by_resolution_and_metrics_read_the_main_head(classes):
-    rng = np.random.default_rng(2)
-    truth = rng.integers(0, max(classes, 2), (2, 8, 8, 1)).astype(np.float32)
-    heads = [rng.dirichlet(np.ones(classes), (2, 8, 8)).astype(np.float32) if classes > 1
-             else rng.random((2, 8, 8, 1)).astype(np.float32) for _ in range(3)]
-    one = [float(SegmentationLoss("bce_dice", classes)(truth, head)) for head in heads]
-    stacked = float(SegmentationLoss("bce_dice", classes, heads=3)(truth, np.concatenate(heads, axis=-1)))
-    assert np.isclose(stacked, (4 * one[0] + 2 * one[1] + one[2]) / 7, rtol=1e-5)
-    metric, reference = OverlapMetric("dice", classes), OverlapMetric("dice", classes)
-    metric.update_state(truth, np.concatenate(heads, axis=-1))
-    reference.update_state(truth, heads[0])
-    assert float(metric.result()) == float(reference.result())
-
-
 def test_empty_masks_with_empty_prediction_give_zero_dice_loss():
     empty = np.zeros((1, 4, 4, 1), np.float32)
     assert np.isclose(float(SegmentationLoss("dice")(empty, empty)), 0.0)

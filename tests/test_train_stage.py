@@ -262,37 +262,6 @@ def test_the_stage_trains_with_the_other_schedule_and_with_xla(tiny_run, tiny_co
     assert json.loads((tiny_copy / "reports/train.json").read_text())["best_val_dice"] >= 0
 
 
-def test_deep_supervision_trains_the_extra_heads_and_saves_the_plain_network(tiny_run, tiny_copy, tmp_path):
-    """The heads change the training (the loss pulls on them too), not what is saved: the same layers,
-    one output, loadable by Keras alone."""
-    import keras
-
-    params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
-    params["train"]["deep_supervision"] = 1
-    write_params(tiny_copy, params)
-    result = run_stage("train", tiny_copy)
-    assert result.returncode == 0, result.stderr
-    assert first_train_loss(tiny_copy) != first_train_loss(tiny_run)
-    saved, plain = (keras.saving.load_model(run / "models/unet.keras", compile=False) for run in (tiny_copy, tiny_run))
-    assert [layer.name for layer in saved.layers] == [layer.name for layer in plain.layers]
-    assert saved.output_shape == plain.output_shape
-    summary, plain_summary = (json.loads((run / "reports/train.json").read_text()) for run in (tiny_copy, tiny_run))
-    assert summary["parameters"] == plain_summary["parameters"]
-    code = ("model = keras.saving.load_model(sys.argv[1], compile=False)\n"
-            "assert model.predict_on_batch(np.zeros((1, 16, 24, 1), 'float32')).shape == (1, 16, 24, 3)")
-    run_with_keras_alone(code, str(tiny_copy / "models/unet.keras"), cwd=tmp_path)
-
-
-def test_more_extra_heads_than_the_network_has_levels_is_a_clear_error(tiny_copy):
-    params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
-    params["train"]["deep_supervision"] = 2  # the tiny network: depth 2
-    write_params(tiny_copy, params)
-    shutil.rmtree(tiny_copy / "models")
-    line = error_line(run_stage("train", tiny_copy))
-    assert "train.deep_supervision: 2 extra heads need a network deeper than 2 (model.depth is 2)" in line
-    assert not (tiny_copy / "models").exists()
-
-
 def first_train_loss(run) -> float:
     rows = (run / "reports/live/plots/metrics/train/loss.tsv").read_text().splitlines()
     return float(rows[1].split("\t")[-1])

@@ -6,7 +6,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from stage_runner import run_with_keras_alone  # noqa: E402
-from unetseg.unet import bilinear_doubling, build_unet, main_network, with_deep_supervision  # noqa: E402
+from unetseg.unet import bilinear_doubling, build_unet  # noqa: E402
 
 
 def test_defaults_are_the_seed_network_with_its_parameter_count():
@@ -23,21 +23,6 @@ def test_any_size_divisible_by_2_to_the_depth(upsampling, batchnorm, dropout):
         out = np.asarray(model(np.zeros(shape, np.float32)))
         assert out.shape == shape[:3] + (1,)
         assert ((out >= 0) & (out <= 1)).all()
-
-
-def test_extra_heads_stack_after_the_main_one_and_share_its_layers():
-    network = build_unet(1, 3, depth=3, base_filters=4, batchnorm=True)
-    model = with_deep_supervision(network, 2)
-    x = np.random.default_rng(0).random((2, 32, 48, 1)).astype(np.float32)
-    out = np.asarray(model(x))
-    assert out.shape == (2, 32, 48, 9)
-    assert np.allclose(out[..., :3], np.asarray(network(x)), atol=1e-6)
-    quarter = out[..., 6:]  # the 1/4-resolution head: constant over each 4x4 block
-    assert np.array_equal(quarter, np.repeat(np.repeat(quarter[:, ::4, ::4], 4, axis=1), 4, axis=2))
-    assert np.allclose(quarter.sum(axis=-1), 1, atol=1e-5)  # softmax, as the main head
-    assert main_network(model).count_params() == network.count_params()
-    assert np.allclose(np.asarray(main_network(model)(x)), out[..., :3], atol=1e-6)
-    assert with_deep_supervision(network, 0) is network and main_network(network) is network
 
 
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])

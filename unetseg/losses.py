@@ -4,8 +4,7 @@ Binary targets are (N, H, W, 1) floats in {0, 1} against sigmoid outputs; severa
 (N, H, W, 1) integer class ids against softmax outputs (one-hot inside). The weighted target adds a
 second channel, each pixel's weight in the cross-entropy (N, H, W, 2); metrics read the first
 channel only. Dice is pooled over the whole batch, as the seed's dice_coef does, with its smoothing
-term. Under deep supervision (unet.with_deep_supervision) the predictions stack several heads'
-channels; the loss takes each head's, the metrics the main head's (the first).
+term.
 """
 
 import keras
@@ -33,26 +32,18 @@ class SegmentationLoss(keras.losses.Loss):
     does and as the Dice metrics count: background's Dice is near 1 from the start and would only
     dilute the pull of the small classes (the boundary target's thin boundary). With
     `pixel_weights`, the targets carry each pixel's cross-entropy weight as a second channel (the
-    U-Net paper's weight map). With `heads` > 1, the predictions hold that many heads' `num_classes`
-    channels each (the main head first, then ever coarser ones): the loss is the sum of the heads'
-    losses weighted 1, 1/2, 1/4, ... and normalised to sum 1, as nnU-Net weights its resolutions."""
+    U-Net paper's weight map)."""
 
     def __init__(self, kind="dice", num_classes=1, bce_weight=1.0, dice_weight=1.0, smooth=1.0,
-                 pixel_weights=False, heads=1, name="segmentation_loss", **kwargs):
+                 pixel_weights=False, name="segmentation_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.kind, self.num_classes = kind, num_classes
         self.bce_weight, self.dice_weight, self.smooth = bce_weight, dice_weight, smooth
-        self.pixel_weights, self.heads = pixel_weights, heads
+        self.pixel_weights = pixel_weights
 
     def call(self, y_true, y_pred):
         y_pred = ops.cast(y_pred, "float32")
         target = one_hot_targets(y_true, self.num_classes)
-        width, weights = self.num_classes, head_weights(self.heads)
-        total = sum(weight * self.head_loss(y_true, target, y_pred[..., i * width:(i + 1) * width])
-                    for i, weight in enumerate(weights))
-        return total / replicas_in_sync()
-
-    def head_loss(self, y_true, target, y_pred):
         total = 0.0
         if self.kind in ("bce", "bce_dice"):
             weight = self.bce_weight if self.kind == "bce_dice" else 1.0
@@ -61,18 +52,12 @@ class SegmentationLoss(keras.losses.Loss):
         if self.kind in ("dice", "bce_dice"):
             weight = self.dice_weight if self.kind == "bce_dice" else 1.0
             total = total + weight * (1.0 - foreground_mean(soft_dice(target, y_pred, self.smooth), self.num_classes))
-        return total
+        return total / replicas_in_sync()
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "num_classes": self.num_classes,
                 "bce_weight": self.bce_weight, "dice_weight": self.dice_weight, "smooth": self.smooth,
-                "pixel_weights": self.pixel_weights, "heads": self.heads}
-
-
-def head_weights(heads: int) -> list[float]:
-    """1, 1/2, 1/4, ... over `heads` heads, normalised to sum 1."""
-    weights = [0.5**i for i in range(heads)]
-    return [weight / sum(weights) for weight in weights]
+                "pixel_weights": self.pixel_weights}
 
 
 def replicas_in_sync() -> int:
@@ -125,7 +110,7 @@ class OverlapMetric(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         target = one_hot_targets(y_true, self.num_classes)
-        predicted = hard_predictions(ops.cast(y_pred[..., :self.num_classes], "float32"), self.num_classes)
+        predicted = hard_predictions(ops.cast(y_pred, "float32"), self.num_classes)
         axes = tuple(range(len(predicted.shape) - 1))
         self.intersection.assign_add(ops.sum(target * predicted, axis=axes))
         self.total.assign_add(ops.sum(target, axis=axes) + ops.sum(predicted, axis=axes))

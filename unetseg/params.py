@@ -170,7 +170,6 @@ class Train(Section):
     bce_weight: float = Field(1.0, ge=0)
     dice_weight: float = Field(1.0, ge=0)
     dice_smooth: float = Field(1.0, ge=0)
-    deep_supervision: int = Field(0, ge=0)  # extra heads (unet.with_deep_supervision); below model.depth
     sampling: Literal["image", "patch"] = "image"
     random_flips: bool = True
     early_stopping_patience: int = Field(8, ge=1)

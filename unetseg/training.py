@@ -12,7 +12,7 @@ import numpy as np
 from unetseg.errors import UserError
 from unetseg.losses import OverlapMetric, SegmentationLoss
 from unetseg.shards import patch_files, patch_sources, read_manifest
-from unetseg.unet import build_unet, with_deep_supervision
+from unetseg.unet import build_unet
 
 
 class ShardBatches:
@@ -102,20 +102,15 @@ class ShardBatches:
 def compiled_unet(params, plan: dict, channels: int, classes: int, precision: str = "float32",
                   pixel_weights: bool = False, batchnorm_layer=keras.layers.BatchNormalization) -> keras.Model:
     """The U-Net the params and the plan describe, computing in `precision` (a Keras dtype policy),
-    with `batchnorm_layer` where model.batchnorm asks and the extra heads of train.deep_supervision,
-    compiled with its loss (`pixel_weights`: the targets carry loss weights), metrics and LR schedule
-    (build it inside the strategy's scope to train on several devices). `unet.main_network` of it is
-    the network to save."""
+    with `batchnorm_layer` where model.batchnorm asks, compiled with its loss (`pixel_weights`: the
+    targets carry loss weights), metrics and LR schedule (build it inside the strategy's scope to
+    train on several devices)."""
     keras.mixed_precision.set_global_policy(precision)
-    m, t, depth = params.model, params.train, plan["model.depth"]
-    if t.deep_supervision >= depth:
-        raise UserError(f"params.yaml: train.deep_supervision: {t.deep_supervision} extra heads need a network "
-                        f"deeper than {t.deep_supervision} (model.depth is {depth}); set it below {depth}")
-    network = build_unet(channels, classes, depth, plan["model.base_filters"], m.batchnorm,
-                         m.dropout, m.upsampling, batchnorm_layer)
-    model = with_deep_supervision(network, t.deep_supervision)
+    m, t = params.model, params.train
+    model = build_unet(channels, classes, plan["model.depth"], plan["model.base_filters"], m.batchnorm,
+                       m.dropout, m.upsampling, batchnorm_layer)
     loss = SegmentationLoss(plan["train.loss"], classes, t.bce_weight, t.dice_weight, t.dice_smooth,
-                            pixel_weights=pixel_weights, heads=t.deep_supervision + 1)
+                            pixel_weights=pixel_weights)
     metrics = [OverlapMetric("dice", classes), OverlapMetric("iou", classes)]
     total_steps = plan["train.epochs"] * plan["train.steps_per_epoch"]
     schedule = learning_rate_schedule(t.lr_schedule, t.learning_rate, total_steps, t.warmup_fraction)

@@ -66,28 +66,3 @@ def build_unet(channels: int = 1, num_classes: int = 1, depth: int = 4, base_fil
     activation = "sigmoid" if num_classes == 1 else "softmax"
     outputs = layers.Conv2D(num_classes, 1, activation=activation, dtype="float32", name="head")(x)
     return keras.Model(inputs, outputs, name="unet")
-
-
-def with_deep_supervision(network: keras.Model, heads: int) -> keras.Model:
-    """For training (nnU-Net's deep supervision): `network` with `heads` more output heads, on the
-    decoder's blocks at 1/2, 1/4, ... of the resolution, each a 1x1 convolution like the main head's,
-    brought back to full resolution (nearest), so the loss can pull on the coarse levels directly.
-    The output stacks the main head's channels, then each extra head's, on the last axis. The layers
-    are `network`'s own: training this model trains `network`, which stays the model to save."""
-    if not heads:
-        return network
-    head = network.get_layer("head")
-    outputs = [network.output]
-    for level in range(1, heads + 1):
-        features = network.get_layer(f"dec{level}_relu2").output
-        coarse = layers.Conv2D(head.filters, 1, activation=head.activation, dtype="float32",
-                               name=f"aux{level}_head")(features)
-        outputs.append(layers.UpSampling2D(2**level, name=f"aux{level}_up")(coarse))
-    return keras.Model(network.input, layers.Concatenate(name="heads")(outputs), name="unet_deep_supervision")
-
-
-def main_network(model: keras.Model) -> keras.Model:
-    """The network without the extra heads of `with_deep_supervision` (the model itself if it has none)."""
-    if "heads" not in [layer.name for layer in model.layers]:
-        return model
-    return keras.Model(model.input, model.get_layer("head").output, name="unet")
