@@ -34,6 +34,7 @@ PREPARED, PREDICTIONS = Path("data/prepared"), Path("data/predictions")
 METRICS, PER_IMAGE, THRESHOLDS, OVERLAYS = ("reports/metrics.json", "reports/per_image.csv",
                                             "reports/thresholds.csv", "reports/overlays")
 INSTANCES, TRAIN_SUMMARY = "reports/instances.csv", "reports/train.json"
+TRAINING_KEYS = ("best_val_dice", "best_epoch", "kept_val_dice", "kept_epoch", "epochs_run", "parameters")
 OVERLAY_MIN_SIDE = 512
 COLOURS = {"tp": (0, 200, 0), "fp": (230, 0, 0), "fn": (0, 120, 255),
            "object": (255, 255, 255), "merged": (255, 0, 255), "split": (255, 220, 0)}
@@ -116,7 +117,7 @@ def training_summary() -> dict:
     """What training reached (reports/train.json, without its timings, which vary between runs), so
     that `dvc metrics diff` shows it on a fresh clone: train's own outputs stay in the DVC cache."""
     train = read_json(TRAIN_SUMMARY)
-    return {key: train[key] for key in ("best_val_dice", "best_epoch", "epochs_run", "parameters")}
+    return {key: train[key] for key in TRAINING_KEYS}
 
 
 def truth_objects(mask_type: str) -> str:

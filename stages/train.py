@@ -11,6 +11,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 from unetseg.backend import start_keras
 
 keras = start_keras()
@@ -22,7 +23,7 @@ from unetseg.instances import output_classes, resolve_target  # noqa: E402
 from unetseg.tf_training import (as_dataset, batchnorm_layer, choose_strategy, fit_ready, is_chief,  # noqa: E402
                                  make_strategy, precision_here, set_determinism, with_keras_batchnorm)
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
-                              collapse_warning, compiled_unet, computing_in_float32, save_model)
+                              collapse_warning, compiled_unet, computing_in_float32, kept_epoch, save_model)
 
 TRAIN, VAL, PREPARED = "data/augmented", "data/patches/val", "data/prepared/manifest.json"
 MODELS, LIVE, SUMMARY = "models", "reports/live", "reports/train.json"
@@ -81,7 +82,10 @@ def main(argv) -> None:
                                 callbacks=callbacks, shuffle=False, verbose=progress_display())
         wall = time.perf_counter() - started
         stop_on_nan.raise_if_stopped()
-        keep_best.restore()
+        val_dice = history.history["val_dice"]
+        kept = kept_epoch(val_dice, t.keep)
+        if kept != len(val_dice) - 1:
+            keep_best.restore()
         save_model(computing_in_float32(with_keras_batchnorm(model)), models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
         gap = {"gap_width": val.manifest["gap_width"]} if target == "weighted" else {}
@@ -89,22 +93,24 @@ def main(argv) -> None:
     if chief:
         one_channel = target in ("binary", "weighted")  # the all-foreground baseline needs a foreground channel
         baseline = all_foreground_dice(val.manifest["foreground_fraction"]) if one_channel else None
-        write_summary(model, keep_best, baseline, len(history.history["loss"]), wall, len(train) * batch, devices,
-                      precision)
+        write_summary(model, val_dice, kept, baseline, wall, len(train) * batch, devices, precision)
 
 
-def write_summary(model, keep_best: KeepBest, baseline: float | None, epochs_run: int, wall: float,
+def write_summary(model, val_dice: list[float], kept: int, baseline: float | None, wall: float,
                   patches_per_epoch: int, devices: list[str], precision: str) -> None:
-    """reports/train.json; `baseline`: the all-foreground Dice on the validation patches, where one applies."""
-    warning = collapse_warning(keep_best.best, baseline)
+    """reports/train.json; `val_dice`: each epoch's, `kept`: the saved epoch (0-based); `baseline`: the
+    all-foreground Dice on the validation patches, where one applies."""
+    warning = collapse_warning(val_dice[kept], baseline)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    best_epoch = keep_best.best_epoch + 1 if keep_best.best_epoch is not None else None
-    print(f"train: best validation Dice {keep_best.best:.3f} (epoch {best_epoch} of {epochs_run}) in {wall:.0f} s "
-          f"-> {MODELS}/unet.keras")
+    best, epochs_run = int(np.argmax(val_dice)), len(val_dice)
+    print(f"train: best validation Dice {val_dice[best]:.3f} (epoch {best + 1} of {epochs_run}) in {wall:.0f} s; "
+          f"saved epoch {kept + 1} (validation Dice {val_dice[kept]:.3f}) -> {MODELS}/unet.keras")
     write_json(SUMMARY, {
-        "best_epoch": best_epoch,
-        "best_val_dice": round(keep_best.best, 6),
+        "best_epoch": best + 1,
+        "best_val_dice": round(float(val_dice[best]), 6),
+        "kept_epoch": kept + 1,
+        "kept_val_dice": round(float(val_dice[kept]), 6),
         "val_dice_all_foreground": None if baseline is None else round(baseline, 6),
         "epochs_run": epochs_run,
         "wall_time_s": round(wall, 1),

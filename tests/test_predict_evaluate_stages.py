@@ -29,7 +29,8 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert list(metrics)[:5] == ["dice", "iou", "precision", "recall", "pixel_accuracy"]  # exp show's first columns
     assert {"n_images", "n_empty"} <= metrics.keys()
     train = json.loads((tiny_run / "reports/train.json").read_text())
-    assert metrics["training"] == {key: train[key] for key in ("best_val_dice", "best_epoch", "epochs_run", "parameters")}
+    assert metrics["training"] == {key: train[key] for key in ("best_val_dice", "best_epoch", "kept_val_dice",
+                                                               "kept_epoch", "epochs_run", "parameters")}
     assert sorted(metrics["baselines"]) == ["all_background", "all_foreground", "otsu"]
     assert all(set(score) == {"dice", "iou"} for score in metrics["baselines"].values())
     assert "margin_over_best_baseline" in metrics and 0 <= metrics["constant_predictions"] <= metrics["n_images"]

@@ -18,6 +18,7 @@ def test_train_writes_model_summary_and_dvclive_logs(tiny_run):
     summary = json.loads((tiny_run / "reports/train.json").read_text())
     assert summary["epochs_run"] == 2 and summary["device"] == "CPU"
     assert 0 <= summary["best_val_dice"] <= 1 and summary["best_epoch"] in (1, 2)
+    assert summary["kept_epoch"] in (1, 2) and summary["kept_val_dice"] <= summary["best_val_dice"]
     assert summary["patches_per_s"] > 0
     preprocessing = json.loads((tiny_run / "models/preprocessing.json").read_text())
     assert preprocessing["channels"] == 1 and preprocessing["normalization"]["mode"] == "percentile"
@@ -31,9 +32,32 @@ def test_training_warns_when_validation_dice_is_no_better_than_all_foreground():
 
     baseline = all_foreground_dice(0.87)  # the inverted synthetic masks
     assert round(baseline, 3) == 0.930
-    assert "no clear gain on marking every pixel foreground (0.930)" in collapse_warning(0.932, baseline)
+    assert "Dice 0.932 is no clear gain on marking every pixel foreground (0.930)" in collapse_warning(0.932, baseline)
     assert collapse_warning(0.99, baseline) is None
     assert collapse_warning(0.2, None) is None  # several classes: no such baseline
+
+
+def test_the_saved_epoch_is_the_last_unless_its_validation_dice_falls_clearly_below_the_best():
+    from unetseg.training import kept_epoch
+
+    settled = [0.5, 0.92, 0.929, 0.928, 0.9285]  # the shipped run's last epochs differ by < 0.001
+    assert (kept_epoch(settled, "auto"), kept_epoch(settled, "best"), kept_epoch(settled, "last")) == (4, 2, 4)
+    collapsed = [0.5, 0.92, 0.93, 0.6]
+    assert (kept_epoch(collapsed, "auto"), kept_epoch(collapsed, "last")) == (2, 3)
+    assert kept_epoch([0.9, 0.9, 0.85], "best") == 0 and kept_epoch([0.9, 0.9, 0.85], "auto") == 0
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_the_stage_saves_the_weights_of_the_epoch_train_keep_names(tiny_run, tiny_copy, keep):
+    params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    params["train"]["keep"] = keep
+    write_params(tiny_copy, params)
+    assert run_stage("train", tiny_copy).returncode == 0
+    summary, auto = (json.loads((run / "reports/train.json").read_text()) for run in (tiny_copy, tiny_run))
+    assert summary["kept_epoch"] == (summary["best_epoch"] if keep == "best" else summary["epochs_run"])
+    same_epoch = summary["kept_epoch"] == auto["kept_epoch"]
+    model, auto_model = ((run / "models/unet.keras").read_bytes() for run in (tiny_copy, tiny_run))
+    assert (model == auto_model) == same_epoch
 
 
 def test_same_params_give_identical_weights_and_model_bytes(tiny_run, tiny_copy):

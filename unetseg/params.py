@@ -170,6 +170,7 @@ class Train(Section):
     bce_weight: float = Field(1.0, ge=0)
     dice_weight: float = Field(1.0, ge=0)
     dice_smooth: float = Field(1.0, ge=0)
+    keep: Literal["auto", "best", "last"] = "auto"  # the epoch whose weights are saved: training.kept_epoch
     sampling: Literal["image", "patch"] = "image"
     random_flips: bool = True
     early_stopping_patience: int = Field(8, ge=1)
