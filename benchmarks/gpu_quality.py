@@ -166,8 +166,8 @@ def train(steps: int, seconds_left: float) -> dict:
     """The train stage's fit under JAX: models/unet.keras, preprocessing.json and a summary."""
     from stages.common import read_plan, write_json
     from unetseg.params import load_params
-    from unetseg.training import (KeepBest, ShardBatches, StopOnNonFinite, computing_in_float32, kept_epoch,
-                                  save_model, uncompiled_copy)
+    from unetseg.training import (KeepBest, ShardBatches, StopOnNonFinite, computing_in_float32, save_model,
+                                  uncompiled_copy)
 
     stop = deadline_stop(time.perf_counter() + seconds_left)
     params, batch = load_params("params.yaml"), read_plan("train")["train.batch_size"]
@@ -187,10 +187,7 @@ def train(steps: int, seconds_left: float) -> dict:
             break
     wall = time.perf_counter() - started
     stop_on_nan.raise_if_stopped()
-    val_dice = [epoch["val_dice"] for epoch in history]
-    kept = kept_epoch(val_dice, t.keep)
-    if kept != len(val_dice) - 1:
-        keep_best.restore()
+    kept = keep_best.restore_kept(t.keep)
     Path("models").mkdir(exist_ok=True)
     save_model(computing_in_float32(uncompiled_copy(model)), "models/unet.keras")
     preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
@@ -199,7 +196,7 @@ def train(steps: int, seconds_left: float) -> dict:
     return {"steps_planned": plan["train.epochs"] * plan["train.steps_per_epoch"],
             "steps_run": len(history) * plan["train.steps_per_epoch"], "stopped_by_deadline": stop.stopped,
             "best_epoch": keep_best.best_epoch + 1, "best_val_dice": round(keep_best.best, 6),
-            "kept_epoch": kept + 1, "kept_val_dice": val_dice[kept],
+            "kept_epoch": kept + 1, "kept_val_dice": round(keep_best.values[kept], 6),
             "epochs_run": len(history), "wall_time_s": round(wall, 1),
             "patches_per_s": round(len(history) * len(data) * batch / wall, 1), "parameters": model.count_params(),
             "precision": t.precision, "history": history}

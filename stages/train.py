@@ -23,7 +23,7 @@ from unetseg.instances import output_classes, resolve_target  # noqa: E402
 from unetseg.tf_training import (as_dataset, batchnorm_layer, choose_strategy, fit_ready, is_chief,  # noqa: E402
                                  make_strategy, precision_here, set_determinism, with_keras_batchnorm)
 from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
-                              collapse_warning, compiled_unet, computing_in_float32, kept_epoch, save_model)
+                              collapse_warning, compiled_unet, computing_in_float32, save_model)
 
 TRAIN, VAL, PREPARED = "data/augmented", "data/patches/val", "data/prepared/manifest.json"
 MODELS, LIVE, SUMMARY = "models", "reports/live", "reports/train.json"
@@ -77,15 +77,12 @@ def main(argv) -> None:
                                                                patience=t.reduce_lr_patience, verbose=1))
         started = time.perf_counter()
         with strategy.scope():
-            history = model.fit(as_dataset(train, endless=True), steps_per_epoch=len(train),
-                                validation_data=as_dataset(val), epochs=plan["train.epochs"],
-                                callbacks=callbacks, shuffle=False, verbose=progress_display())
+            model.fit(as_dataset(train, endless=True), steps_per_epoch=len(train),
+                      validation_data=as_dataset(val), epochs=plan["train.epochs"],
+                      callbacks=callbacks, shuffle=False, verbose=progress_display())
         wall = time.perf_counter() - started
         stop_on_nan.raise_if_stopped()
-        val_dice = history.history["val_dice"]
-        kept = kept_epoch(val_dice, t.keep)
-        if kept != len(val_dice) - 1:
-            keep_best.restore()
+        kept = keep_best.restore_kept(t.keep)
         save_model(computing_in_float32(with_keras_batchnorm(model)), models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
         gap = {"gap_width": val.manifest["gap_width"]} if target == "weighted" else {}
@@ -93,7 +90,7 @@ def main(argv) -> None:
     if chief:
         one_channel = target in ("binary", "weighted")  # the all-foreground baseline needs a foreground channel
         baseline = all_foreground_dice(val.manifest["foreground_fraction"]) if one_channel else None
-        write_summary(model, val_dice, kept, baseline, wall, len(train) * batch, devices, precision)
+        write_summary(model, keep_best.values, kept, baseline, wall, len(train) * batch, devices, precision)
 
 
 def write_summary(model, val_dice: list[float], kept: int, baseline: float | None, wall: float,

@@ -195,21 +195,30 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Remembers the weights of the epoch with the best `monitor` (higher is better)."""
+    """Remembers each epoch's `monitor` (`values`) and the weights of the epoch with the best (higher
+    is better)."""
 
     def __init__(self, monitor: str = "val_dice"):
         super().__init__()
         self.monitor, self.best, self.best_epoch, self.weights = monitor, -math.inf, None, None
+        self.values: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is not None and value > self.best:
+        if value is None:
+            return
+        self.values.append(float(value))
+        if value > self.best:
             self.best, self.best_epoch = float(value), epoch
             self.weights = self.model.get_weights()
 
-    def restore(self) -> None:
-        if self.weights is not None:
+    def restore_kept(self, keep: str) -> int:
+        """Leaves the model with the weights of the epoch train.keep picks (`kept_epoch`): the best
+        epoch's, remembered, or the last's, which it has; returns that epoch (0-based)."""
+        kept = kept_epoch(self.values, keep)
+        if kept != len(self.values) - 1 and self.weights is not None:
             self.model.set_weights(self.weights)
+        return kept
 
 
 class LiveLogger(keras.callbacks.Callback):
