@@ -50,7 +50,7 @@ def interleaved_patches_per_s(fits: dict, count: int, rounds: int) -> dict:
 def load_patches(directory: Path, count: int):
     images, masks = zip(*((np.asarray(i), np.asarray(m)) for i, m in iter_shards(directory)))
     images, masks = np.concatenate(images)[:count], np.concatenate(masks)[:count]
-    return images, masks[..., None].astype(np.float32)
+    return images.astype(np.float32), masks[..., None].astype(np.float32)
 
 
 def main() -> None:

@@ -78,6 +78,20 @@ def test_identity_affine_and_zero_elastic_change_nothing():
     assert np.allclose(elastic_displacement(16, 3, 0.0, np.random.default_rng(0)), 0)
 
 
+@pytest.mark.parametrize("size, grid", [(64, 3), (128, 3), (96, 4), (50, 5)])
+def test_elastic_displacement_is_scipys_cubic_zoom_of_the_lattice(size, grid):
+    rng = np.random.default_rng(size)
+    coarse = np.random.default_rng(size).normal(0.0, 10.0, size=(2, grid, grid))
+    zoomed = [ndimage.zoom(c, size / grid, order=3, mode="nearest", grid_mode=True) for c in coarse]
+    np.testing.assert_allclose(elastic_displacement(size, grid, 10.0, rng), np.stack(zoomed), atol=1e-9)
+
+
+def test_float16_images_are_augmented_as_float32():
+    image = np.random.default_rng(0).random((16, 16, 2)).astype(np.float16)
+    out = augment_patch(image, np.zeros((16, 16), np.uint8), np.random.default_rng(1), GEOMETRY_ONLY)[0]
+    assert out.dtype == np.float32 and out.shape == image.shape
+
+
 def test_elastic_displacement_is_smooth_with_the_requested_scale():
     field = elastic_displacement(64, 3, 10.0, np.random.default_rng(0))
     assert field.shape == (2, 64, 64)

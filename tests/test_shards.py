@@ -20,7 +20,7 @@ def test_writer_splits_into_shards_and_keeps_order(tmp_path):
     assert patch_sources(manifest).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert manifest == read_manifest(tmp_path)
     assert manifest["count"] == 8 and [s["count"] for s in manifest["shards"]] == [3, 3, 2]
-    assert manifest["note"] == "x" and manifest["image_dtype"] == "float32"
+    assert manifest["note"] == "x" and manifest["image_dtype"] == "float16"
     firsts = np.concatenate([images[:, 0, 0, 0] for images, _ in iter_shards(tmp_path)])
     assert firsts.tolist() == [0, 1, 2, 3, 7, 8, 9, 10]
 
@@ -31,6 +31,16 @@ def test_foreground_fraction_and_memory_maps(tmp_path):
     assert writer.close()["foreground_fraction"] == 0.5
     images, masks = next(iter_shards(tmp_path))
     assert isinstance(images, np.memmap) and masks.dtype == np.uint8
+
+
+def test_images_are_stored_as_float16_saturated_at_its_range(tmp_path):
+    writer = ShardWriter(tmp_path, 2, 1, 4)
+    images = np.array([0.1234567, -3.5, 1e6, -np.inf], np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1))
+    writer.add(images.astype(np.float32), np.zeros((4, 2, 2), np.uint8), source=0)
+    writer.close()
+    stored, _ = next(iter_shards(tmp_path))
+    assert stored.dtype == np.float16 and np.isfinite(stored).all()
+    assert stored[:, 0, 0, 0].tolist() == [np.float16(0.1234567), -3.5, 65504.0, -65504.0]
 
 
 def test_empty_writer_gives_an_empty_manifest(tmp_path):

@@ -1,4 +1,4 @@
-"""Offline augmentation of (image (P, P, C) float32, mask (P, P) uint8) patch pairs, and of the
+"""Offline augmentation of (image (P, P, C) float, mask (P, P) uint8) patch pairs, and of the
 weighted target's (P, P) loss weights where there are any.
 
 Geometric transforms move image, mask and weights together (the mask by nearest neighbour, so it
@@ -6,6 +6,8 @@ keeps exact labels; the weights linearly, so they stay within their range); inte
 touch the image only. `cfg` is the `augment` params section: each transform has its own probability
 `p` and range.
 """
+
+from functools import partial
 
 import numpy as np
 from scipy import ndimage
@@ -41,7 +43,15 @@ def elastic_displacement(size: int, grid: int, sigma: float, rng) -> np.ndarray:
     """The U-Net paper's deformation: random vectors (std `sigma` px) on a grid x grid lattice,
     interpolated bicubically to every pixel: (2, P, P)."""
     coarse = rng.normal(0.0, sigma, size=(2, grid, grid))
-    return np.stack([ndimage.zoom(c, size / grid, order=3, mode="nearest", grid_mode=True) for c in coarse])
+    spread = cubic_zoom_matrix(grid, size)
+    return spread @ coarse @ spread.T
+
+
+def cubic_zoom_matrix(grid: int, size: int) -> np.ndarray:
+    """(size, grid): the linear map of `ndimage.zoom` (cubic spline, grid mode) from `grid` to `size`
+    points. The 2-D zoom is separable, so M @ c @ M.T is its zoom of c, in a fifth of the time."""
+    return np.stack([ndimage.zoom(unit, size / grid, order=3, mode="nearest", grid_mode=True)
+                     for unit in np.eye(grid)], axis=1)
 
 
 def resample(layers, coordinates):
@@ -99,7 +109,8 @@ def blur(image, rng, cfg):
 def augment_patch(image: np.ndarray, mask: np.ndarray, rng, cfg, weights: np.ndarray | None = None) -> tuple:
     """One augmented version of a patch pair, (image, mask), or with `weights` (image, mask,
     weights); every draw comes from `rng`, in a fixed order, the same with weights or without."""
-    layers = [image, mask] + ([] if weights is None else [np.asarray(weights, np.float32)])  # scipy: no float16
+    as_float32 = partial(np.asarray, dtype=np.float32)  # scipy resamples no float16 (the shards' images, weights)
+    layers = [as_float32(image), mask] + ([] if weights is None else [as_float32(weights)])
     layers = flip(layers, rng, cfg.flip.p)
     layers = rot90(layers, rng, cfg.rot90.p)
     image, mask, *weights = deform(layers, rng, cfg.affine, cfg.elastic)
