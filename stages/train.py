@@ -22,11 +22,13 @@ from stages.common import atomic_dir, load_stage_params, read_json, read_plan, r
 from unetseg.instances import output_classes, resolve_target  # noqa: E402
 from unetseg.tf_training import (as_dataset, batchnorm_layer, choose_strategy, fit_ready, is_chief,  # noqa: E402
                                  make_strategy, precision_here, set_determinism, with_keras_batchnorm)
-from unetseg.training import (KeepBest, LiveLogger, ShardBatches, StopOnNonFinite, all_foreground_dice,  # noqa: E402
-                              collapse_warning, compiled_unet, computing_in_float32, save_model)
+from unetseg.training import (EpochTimes, KeepBest, LiveLogger, ShardBatches, StopOnNonFinite,  # noqa: E402
+                              all_foreground_dice, collapse_warning, compiled_unet, computing_in_float32,
+                              pace_note, save_model)
 
 TRAIN, VAL, PREPARED = "data/augmented", "data/patches/val", "data/prepared/manifest.json"
 MODELS, LIVE, SUMMARY = "models", "reports/live", "reports/train.json"
+PLAN_REPORT = "reports/plan.json"  # the plan's estimate of this training, read for a warning only
 
 
 def progress_display() -> int:
@@ -69,7 +71,7 @@ def main(argv) -> None:
             live_dir = models_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unetseg-worker-")))
         live = stack.enter_context(Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None))
         callbacks = [
-            stop_on_nan, keep_best, LiveLogger(live),
+            stop_on_nan, keep_best, LiveLogger(live), EpochTimes(plan["train.epochs"], warn_if_off_pace),
             keras.callbacks.EarlyStopping("val_dice", mode="max", patience=t.early_stopping_patience),
         ]
         if t.lr_schedule == "plateau":
@@ -91,6 +93,14 @@ def main(argv) -> None:
         one_channel = target in ("binary", "weighted")  # the all-foreground baseline needs a foreground channel
         baseline = all_foreground_dice(val.manifest["foreground_fraction"]) if one_channel else None
         write_summary(model, keep_best.values, kept, baseline, wall, len(train) * batch, devices, precision)
+
+
+def warn_if_off_pace(projected_minutes: float) -> None:
+    """After two epochs: a warning when the training will take far longer or shorter than planned."""
+    if Path(PLAN_REPORT).is_file():
+        note = pace_note(read_json(PLAN_REPORT), projected_minutes)
+        if note:
+            print(f"warning: {note}", file=sys.stderr, flush=True)
 
 
 def write_summary(model, val_dice: list[float], kept: int, baseline: float | None, wall: float,

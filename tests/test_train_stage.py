@@ -2,6 +2,7 @@ import json
 import os
 import shutil
 import zipfile
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -61,8 +62,36 @@ def test_the_stage_saves_the_weights_of_the_epoch_train_keep_names(tiny_run, tin
 
 
 def test_same_params_give_identical_weights_and_model_bytes(tiny_run, tiny_copy):
-    assert run_stage("train", tiny_copy).returncode == 0
+    plan = json.loads((tiny_copy / "reports/plan.json").read_text())
+    plan["estimate"]["train_minutes"] = 90.0  # as if plan.gflops were far above this machine's
+    (tiny_copy / "reports/plan.json").write_text(json.dumps(plan))
+    result = run_stage("train", tiny_copy)
+    assert result.returncode == 0 and "the plan's 90 min: this machine trains at ~" in result.stderr
     assert (tiny_copy / "models/unet.keras").read_bytes() == (tiny_run / "models/unet.keras").read_bytes()
+
+
+def test_the_pace_warning_names_the_plan_gflops_that_this_machine_reaches():
+    from unetseg.training import pace_note
+
+    plan = {"estimate": {"train_minutes": 21.0}, "budget": {"gflops": 180}}
+    assert pace_note(plan, 28.0) is None  # within 1.5x
+    assert pace_note({**plan, "estimate": {"train_minutes": 0.2}}, 0.9) is None  # under a minute off
+    note = pace_note(plan, 67.2)
+    assert note.startswith("training will take ~67 min, 3.2x the plan's 21 min: this machine trains at ~56.2 GFLOP/s")
+    assert "Set plan.gflops: 56.2 in params.yaml (or measure it: python -m unetseg.calibrate)" in note
+    assert "~360 GFLOP/s" in pace_note(plan, 10.5)  # faster than planned: room for more training
+
+
+def test_epoch_times_project_the_training_from_the_second_epoch(monkeypatch):
+    from unetseg import training
+
+    clock, projections = iter([0.0, 50.0, 50.0, 60.0, 60.0, 70.0]), []
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    times = training.EpochTimes(epochs=5, on_projection=projections.append)
+    for epoch in range(3):
+        times.on_epoch_begin(epoch)
+        times.on_epoch_end(epoch)
+    assert times.seconds == [50.0, 10.0, 10.0] and projections == [(50 + 4 * 10) / 60]
 
 
 def test_model_loads_and_predicts_without_this_project(tiny_run, tmp_path):
@@ -172,7 +201,7 @@ def test_learning_rate_warms_up_then_decays_over_the_planned_steps():
 
 def test_random_flips_move_image_and_mask_together(tmp_path):
     rng = np.random.default_rng(0)
-    images = rng.random((16, 6, 6, 1)).astype(np.float32)
+    images = rng.random((16, 6, 6, 1)).astype(np.float16).astype(np.float32)  # values the float16 shards hold exactly
     masks = (images[..., 0] > 0.5).astype(np.uint8)
     writer = ShardWriter(tmp_path, patch_size=6, channels=1, shard_size=5)
     writer.add(images, masks, 0)

@@ -4,6 +4,7 @@ import json
 import math
 import re
 import threading
+import time
 import zipfile
 
 import keras
@@ -13,6 +14,9 @@ from unetseg.errors import UserError
 from unetseg.losses import OverlapMetric, SegmentationLoss
 from unetseg.shards import patch_files, patch_sources, read_manifest
 from unetseg.unet import build_unet
+
+PACE_TOLERANCE = 1.5  # a training this many times slower or faster than planned, and a minute or more off,
+                      # says that plan.gflops is not this machine's
 
 
 class ShardBatches:
@@ -219,6 +223,40 @@ class KeepBest(keras.callbacks.Callback):
         if kept != len(self.values) - 1 and self.weights is not None:
             self.model.set_weights(self.weights)
         return kept
+
+
+class EpochTimes(keras.callbacks.Callback):
+    """Wall seconds of each epoch, validation included (`seconds`). After the second (the first also
+    builds the graph), projects the whole training's minutes and hands them to `on_projection`."""
+
+    def __init__(self, epochs: int, on_projection=None):
+        super().__init__()
+        self.epochs, self.on_projection, self.seconds, self._started = epochs, on_projection, [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._started)
+        if len(self.seconds) == 2 and self.on_projection is not None:
+            first, second = self.seconds
+            self.on_projection((first + second * (self.epochs - 1)) / 60)
+
+
+def pace_note(plan: dict, projected_minutes: float) -> str | None:
+    """A line for a training that runs well off the estimate of `plan` (reports/plan.json): the
+    machine's throughput is not plan.gflops (a CPU without native bfloat16 trains in float32 at about
+    a third of the reference machine's), so the budget plan.train_minutes does not hold."""
+    planned, gflops = plan["estimate"]["train_minutes"], plan["budget"]["gflops"]
+    if abs(projected_minutes - planned) < 1:
+        return None
+    ratio = projected_minutes / planned
+    if 1 / PACE_TOLERANCE <= ratio <= PACE_TOLERANCE:
+        return None
+    here = gflops / ratio
+    return (f"training will take ~{projected_minutes:.0f} min, {ratio:.1f}x the plan's {planned:g} min: this machine "
+            f"trains at ~{here:.3g} GFLOP/s, not plan.gflops={gflops:g}. Set plan.gflops: {here:.3g} in params.yaml "
+            f"(or measure it: python -m unetseg.calibrate) for a plan that fits plan.train_minutes")
 
 
 class LiveLogger(keras.callbacks.Callback):
