@@ -20,7 +20,7 @@ def test_writer_splits_into_shards_and_keeps_order(tmp_path):
     assert patch_sources(manifest).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert manifest == read_manifest(tmp_path)
     assert manifest["count"] == 8 and [s["count"] for s in manifest["shards"]] == [3, 3, 2]
-    assert manifest["note"] == "x" and manifest["image_dtype"] == "float16"
+    assert manifest["note"] == "x" and manifest["image_dtype"] == "float32"
     firsts = np.concatenate([images[:, 0, 0, 0] for images, _ in iter_shards(tmp_path)])
     assert firsts.tolist() == [0, 1, 2, 3, 7, 8, 9, 10]
 
@@ -33,11 +33,14 @@ def test_foreground_fraction_and_memory_maps(tmp_path):
     assert isinstance(images, np.memmap) and masks.dtype == np.uint8
 
 
-def test_images_are_stored_as_float16_saturated_at_its_range(tmp_path):
+def test_images_are_stored_in_the_image_dtype_saturated_at_its_range(tmp_path, monkeypatch):
+    from unetseg import shards
+
+    monkeypatch.setattr(shards, "IMAGE_DTYPE", np.float16)  # measured as an option (benchmarks/augment_speed.py)
     writer = ShardWriter(tmp_path, 2, 1, 4)
     images = np.array([0.1234567, -3.5, 1e6, -np.inf], np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1))
     writer.add(images.astype(np.float32), np.zeros((4, 2, 2), np.uint8), source=0)
-    writer.close()
+    assert writer.close()["image_dtype"] == "float16"
     stored, _ = next(iter_shards(tmp_path))
     assert stored.dtype == np.float16 and np.isfinite(stored).all()
     assert stored[:, 0, 0, 0].tolist() == [np.float16(0.1234567), -3.5, 65504.0, -65504.0]
