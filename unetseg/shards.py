@@ -48,7 +48,8 @@ class ShardWriter:
         integer class ids, and for a writer of weights their (n, P, P) loss weights."""
         if self.weighted != (weights is not None):
             raise ValueError("weights go with a ShardWriter(weights=True), and only there")
-        images = images.reshape(len(images), self.patch_size, self.patch_size, self.channels)
+        images = saturated(images.reshape(len(images), self.patch_size, self.patch_size, self.channels),
+                           self._images.dtype)
         if self.sources and self.sources[-1][0] == source:
             self.sources[-1][1] += len(images)
         elif len(images):
@@ -56,8 +57,7 @@ class ShardWriter:
         start = 0
         while start < len(images):
             n = min(self.shard_size - self._filled, len(images) - start)
-            limit = float(np.finfo(self._images.dtype).max)  # beyond it: saturated, not infinite
-            self._images[self._filled:self._filled + n] = np.clip(images[start:start + n], -limit, limit)
+            self._images[self._filled:self._filled + n] = images[start:start + n]
             self._masks[self._filled:self._filled + n] = masks[start:start + n]
             if self.weighted:
                 self._weights[self._filled:self._filled + n] = weights[start:start + n]
@@ -99,6 +99,15 @@ class ShardWriter:
         }
         (self.directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         return manifest
+
+
+def saturated(values: np.ndarray, dtype) -> np.ndarray:
+    """`values`, clipped to the finite range of the float `dtype` where that is narrower than theirs
+    (so a float16 shard stores no inf); as they are where it is not."""
+    if np.dtype(dtype).itemsize >= values.dtype.itemsize:
+        return values
+    limit = float(np.finfo(dtype).max)
+    return np.clip(values, -limit, limit)
 
 
 def read_manifest(directory) -> dict:
