@@ -1,6 +1,10 @@
-"""Print README's "Results on real data" tables (pixels, then objects) from benchmarks/results/quality_*.json.
+"""Print the tables of docs/experiments.md's "Results on real data: every run" section (pixels, then
+objects) from benchmarks/results/quality_*.json.
 
     python scripts/results_table.py
+
+It prints to stdout; the two tables there are its output. README.md's "Results on real data" keeps
+only a few headline rows, copied from them.
 """
 
 import json
@@ -68,7 +72,8 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "dsb2018_instances_invert-bright_background": "DSB2018 nuclei, instance labels, `invert: bright_background`",
          "dsb2018_instances_invert-bright_background_seed-7": "DSB2018 nuclei, instance labels, inverted, seed 7",
          "dsb2018_instances_copies-0": "DSB2018 nuclei, instance labels, `augment.copies: 0`",
-         "dsb2018_instances_train_minutes-40": "DSB2018 nuclei, instance labels, `plan.train_minutes: 40`"}
+         "dsb2018_instances_train_minutes-40": "DSB2018 nuclei, instance labels, `plan.train_minutes: 40`",
+         "dsb2018_instances_gflops-264": "DSB2018 nuclei, instance labels, `plan.gflops: 264` (calibrate on a faster machine)"}
 ORDER = list(NAMES)
 
 
