@@ -5,6 +5,8 @@
     python benchmarks/quality.py sparse             # the synthetic set with 1-2 nuclei per image (~1 %)
     python benchmarks/quality.py dsb2018 [--data ../shared/datasets/dsb2018] [--masks masks]
     python benchmarks/quality.py dsb2018 --masks labels --mask-type instances   # objects: boundary target
+    python benchmarks/quality.py membranes [--masks labels --mask-type instances]   # confluent cells, thin
+                                                    # membranes, foreground ~80 % (benchmarks/membranes.py)
     python benchmarks/quality.py synthetic --set data.target=weighted    # a variant (..._target-weighted.json)
 
 A DSB2018 run needs about 42 GB of scratch disk (the patch shards and the DVC cache's copies; the
@@ -33,6 +35,7 @@ import yaml
 from PIL import Image
 
 from common import REPO, param_changes, write_results
+from membranes import write_dataset
 
 sys.path.insert(0, str(REPO))
 from unetseg.instances import scores_from_matches  # noqa: E402
@@ -106,6 +109,13 @@ def copied_data(root: Path, source: Path, masks: str, mask_type: str) -> dict:
             "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
 
 
+def membranes_data(root: Path, masks: str, mask_type: str) -> dict:
+    """50 images of confluent cells (benchmarks/membranes.py, seed 0), added to DVC as the user's own data."""
+    with tempfile.TemporaryDirectory() as folder:
+        write_dataset(Path(folder), images=50, size=384, seed=0)
+        return copied_data(root, Path(folder), masks, mask_type)
+
+
 def image_kind(image: np.ndarray) -> str:
     """fluorescence (gray, dark background), brightfield (gray, light) or colour (stained tissue):
     DSB2018's three kinds of image, which differ in difficulty (StarDist's DSB2018 figures are on a
@@ -153,7 +163,7 @@ def check_scratch_space(dataset: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "dsb2018"])
+    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "dsb2018", "membranes"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/dsb2018")
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
     parser.add_argument("--mask-type", default="semantic", choices=["semantic", "instances"],
@@ -169,7 +179,8 @@ def main() -> None:
         dvc_project(root)
         changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
                    "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
-                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type)}[args.dataset]()
+                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type),
+                   "membranes": lambda: membranes_data(root, args.masks, args.mask_type)}[args.dataset]()
         changes = {**changes, **extra}
         set_params(root, changes)
         started = time.perf_counter()
@@ -178,7 +189,7 @@ def main() -> None:
         metrics = json.loads((root / "reports/metrics.json").read_text())
         plan = json.loads((root / "reports/plan.json").read_text())
         train = json.loads((root / "reports/train.json").read_text())
-        suffix = "_instances" if args.dataset == "dsb2018" and args.mask_type == "instances" else ""
+        suffix = "_instances" if args.dataset in ("dsb2018", "membranes") and args.mask_type == "instances" else ""
         suffix += "".join(f"_{key.split('.')[-1]}-{value}" for key, value in extra.items())
         write_results(f"quality_{args.dataset}{suffix}", {
             "dataset": args.dataset,
@@ -187,7 +198,8 @@ def main() -> None:
             "baselines": metrics["baselines"],
             "margin_over_best_baseline": metrics["margin_over_best_baseline"],
             "instances": metrics.get("instances"),
-            "by_image_kind": scores_by_kind(root, changes.get("data.images", "data/synthetic/images")),
+            "by_image_kind": None if args.dataset == "membranes"  # DSB2018's kinds; all gray here
+            else scores_by_kind(root, changes.get("data.images", "data/synthetic/images")),
             "warnings": [line for line in log.splitlines() if line.startswith("warning:")],
             "plan": plan["values"],
             "plan_estimate": plan["estimate"],

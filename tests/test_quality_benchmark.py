@@ -37,3 +37,22 @@ def test_objects_are_pooled_per_kind_from_each_images_ap(tmp_path):
     assert kinds["fluorescence"] == {"images": 2, "dice": 0.9, "objects_true": 14,
                                      "ap_50": round(12 / (14 + 15 - 12), 6), "f1_50": round(24 / 29, 6)}
     assert kinds["colour"] == {"images": 1, "dice": 0.5, "objects_true": 5, "ap_50": 0.0, "f1_50": 0.0}
+
+
+def test_membrane_cells_are_one_id_each_parted_by_membrane_and_repeat_from_their_seed(tmp_path):
+    from membranes import membrane_image, write_dataset
+    from scipy import ndimage
+
+    image, labels = membrane_image(np.random.default_rng([0, 3]), 96)
+    again, _ = membrane_image(np.random.default_rng([0, 3]), 96)
+    assert image.dtype == np.uint8 and np.array_equal(image, again)
+    assert 0.6 < (labels > 0).mean() < 0.95  # most pixels are cell
+    for cell in range(1, labels.max() + 1):  # each id one connected piece, no two cells touch
+        assert ndimage.label(labels == cell)[1] == 1
+    cells, apart = labels > 0, np.where(labels > 0, labels, labels.max() + 1)
+    assert (ndimage.grey_dilation(labels, size=3)[cells] == labels[cells]).all()
+    assert (ndimage.grey_erosion(apart, size=3)[cells] == labels[cells]).all()
+    write_dataset(tmp_path, images=2, size=64)
+    for name in ("cells_000.png", "cells_001.png"):
+        mask, ids = (np.asarray(Image.open(tmp_path / folder / name)) for folder in ("masks", "labels"))
+        assert np.array_equal(mask == 255, ids > 0) and set(np.unique(mask)) <= {0, 255}
