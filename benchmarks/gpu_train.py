@@ -2,9 +2,10 @@
 
 The seed configuration (depth 4, base 32 filters, transposed up-sampling, no batch norm) on 256²
 patches, bce_dice loss, Adam, from in-memory batches (the input pipeline is measured on its own, in
-input_pipeline.py). Every precision (float32, mixed_float16, mixed_bfloat16) with XLA off and on,
-on each Keras backend installed (TensorFlow, JAX), each backend in its own process since Keras fixes
-it at import. A variant that fails is recorded with its error, and the rest still run; the output file is
+input_pipeline.py). Every precision (float32, mixed_float16, mixed_bfloat16) on each Keras backend
+installed (TensorFlow, JAX), each backend in its own process since Keras fixes it at import; with XLA
+off and on under TensorFlow, on only under JAX (off, Keras runs JAX op by op: its debugging mode, 9-60x
+slower on an H200, which took a run's device time and measured nothing a user runs). A variant that fails is recorded with its error, and the rest still run; the output file is
 written again after every variant, so a run stopped part-way keeps what it measured.
 
 MFU = training FLOP/s achieved (FLOPs counted from the network: unetseg.plan.unet_flops, times
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
+XLA = {"tensorflow": (False, True), "jax": (True,)}
 SEED = {"depth": 4, "base_filters": 32, "patch": 256, "batch": 32, "steps": 20, "rounds": 3}
 TINY = {"depth": 2, "base_filters": 4, "patch": 32, "batch": 4, "steps": 2, "rounds": 1}
 
@@ -100,7 +102,7 @@ def run_backend(backend: str, config: dict) -> None:
     print(json.dumps({"device": device}), flush=True)
     flops = TRAIN_FLOPS_PER_FORWARD * unet_flops(config["patch"], 1, config["depth"], config["base_filters"])
     for precision in PRECISIONS:
-        for xla in (False, True):
+        for xla in XLA[backend]:
             name = f"{precision}, XLA {'on' if xla else 'off'}"
             try:
                 rate = patches_per_s(config, precision, xla)

@@ -12,7 +12,7 @@ import pytest
 from stage_runner import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from gpu_train import PRECISIONS, peak_tflops, run_child  # noqa: E402
+from gpu_train import PRECISIONS, XLA, peak_tflops, run_child  # noqa: E402
 
 
 def test_peak_flops_are_looked_up_by_device_name():
@@ -33,7 +33,9 @@ def test_gpu_benchmark_runs_every_variant_in_its_tiny_configuration(tmp_path):
     for backend in ("tensorflow", "jax"):
         run = results["backends"][backend]
         assert run["device"] == "CPU", run
-        assert sorted(run["variants"]) == sorted(f"{p}, XLA {x}" for p in PRECISIONS for x in ("off", "on"))
+        modes = ("off", "on") if backend == "tensorflow" else ("on",)
+        assert sorted(run["variants"]) == sorted(f"{p}, XLA {x}" for p in PRECISIONS for x in modes)
+        assert XLA[backend] == tuple(mode == "on" for mode in modes)
         for name, variant in run["variants"].items():
             assert variant["patches_per_s"] > 0 and variant["mfu"] is None, (backend, name, variant)
 
