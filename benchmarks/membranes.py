@@ -8,8 +8,9 @@ takes for membrane; illumination is uneven and the noise Poisson-like.
 
     python benchmarks/membranes.py OUT [--images 40] [--size 384] [--seed 0]
 
-writes OUT/images (gray PNG), OUT/masks (0 membrane / 255 cell) and OUT/labels (uint16, one id per
-cell, 0 on membranes). Image i depends only on (seed, i).
+writes OUT/images (gray PNG), OUT/masks (0 membrane / 255 cell, ISBI-2012's convention), OUT/labels
+(uint16, one id per cell, 0 on membranes) and OUT/membranes (255 membrane: thin foreground, ~18 %).
+Image i depends only on (seed, i).
 """
 
 import argparse
@@ -78,7 +79,7 @@ def relabel(labels: np.ndarray) -> np.ndarray:
 
 
 def write_dataset(out: Path, images: int = 40, size: int = 384, seed: int = 0) -> None:
-    for folder in ("images", "masks", "labels"):
+    for folder in ("images", "masks", "labels", "membranes"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     for index in range(images):
         image, labels = membrane_image(np.random.default_rng([seed, index]), size)
@@ -86,6 +87,7 @@ def write_dataset(out: Path, images: int = 40, size: int = 384, seed: int = 0) -
         Image.fromarray(image).save(out / "images" / name)
         Image.fromarray(np.where(labels > 0, 255, 0).astype(np.uint8)).save(out / "masks" / name)
         Image.fromarray(labels).save(out / "labels" / name)
+        Image.fromarray(np.where(labels > 0, 0, 255).astype(np.uint8)).save(out / "membranes" / name)
 
 
 def main() -> None:

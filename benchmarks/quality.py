@@ -7,6 +7,7 @@
     python benchmarks/quality.py dsb2018 --masks labels --mask-type instances   # objects: boundary target
     python benchmarks/quality.py membranes [--masks labels --mask-type instances]   # confluent cells, thin
                                                     # membranes, foreground ~80 % (benchmarks/membranes.py)
+    python benchmarks/quality.py membranes --masks membranes   # the membranes as foreground (..._membranes.json)
     python benchmarks/quality.py synthetic --set data.target=weighted    # a variant (..._target-weighted.json)
 
 A DSB2018 run needs about 42 GB of scratch disk (the patch shards and the DVC cache's copies; the
@@ -190,6 +191,7 @@ def main() -> None:
         plan = json.loads((root / "reports/plan.json").read_text())
         train = json.loads((root / "reports/train.json").read_text())
         suffix = "_instances" if args.dataset in ("dsb2018", "membranes") and args.mask_type == "instances" else ""
+        suffix += f"_{args.masks}" if args.masks not in ("masks", "labels") else ""
         suffix += "".join(f"_{key.split('.')[-1]}-{value}" for key, value in extra.items())
         write_results(f"quality_{args.dataset}{suffix}", {
             "dataset": args.dataset,

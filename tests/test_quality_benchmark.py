@@ -54,5 +54,7 @@ def test_membrane_cells_are_one_id_each_parted_by_membrane_and_repeat_from_their
     assert (ndimage.grey_erosion(apart, size=3)[cells] == labels[cells]).all()
     write_dataset(tmp_path, images=2, size=64)
     for name in ("cells_000.png", "cells_001.png"):
-        mask, ids = (np.asarray(Image.open(tmp_path / folder / name)) for folder in ("masks", "labels"))
+        mask, ids, walls = (np.asarray(Image.open(tmp_path / folder / name)) for folder in ("masks", "labels",
+                                                                                            "membranes"))
         assert np.array_equal(mask == 255, ids > 0) and set(np.unique(mask)) <= {0, 255}
+        assert np.array_equal(walls, 255 - mask)
