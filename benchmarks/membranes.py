@@ -51,9 +51,8 @@ def membrane_image(rng, size: int) -> tuple[np.ndarray, np.ndarray]:
     shape = (size, size)
     tiling = cell_tiling(rng, shape, rng.uniform(*SPACING))
     wall = (ndimage.grey_dilation(tiling, size=3) != ndimage.grey_erosion(tiling, size=3))
-    labels = tiling.copy()
-    labels[ndimage.distance_transform_edt(~wall) < rng.uniform(*MEMBRANE)] = 0
-    labels = relabel(labels)
+    cells = ndimage.distance_transform_edt(~wall) >= rng.uniform(*MEMBRANE)
+    labels = ndimage.label(cells)[0]  # one id per piece: warping can cut a tile in two
     brightness = rng.uniform(0.5, 0.8, labels.max() + 1)
     brightness[0] = rng.uniform(0.1, 0.25)  # membrane
     signal = brightness[labels] * (1.0 + 0.2 * (smooth_field(rng, shape, 3.0) - 0.5))
@@ -71,11 +70,6 @@ def organelle(rng, shape) -> np.ndarray:
     centre, radii, angle = rng.uniform([0, 0], shape), rng.uniform(3, 9, size=2), rng.uniform(0, np.pi)
     blob = ellipse(shape, centre, radii, angle)
     return blob & ~ellipse(shape, centre, radii - 1.5, angle) if rng.random() < 0.5 else blob
-
-
-def relabel(labels: np.ndarray) -> np.ndarray:
-    """One id per connected cell (warping can cut a cell in two), 1..N in raster order."""
-    return ndimage.label(labels > 0)[0]
 
 
 def write_dataset(out: Path, images: int = 40, size: int = 384, seed: int = 0) -> None:
