@@ -19,7 +19,7 @@ ALL = {"synthesize", "prepare", "plan", "extract", "augment", "train", "predict"
 # knob (a params key, or a whole section with ".*") -> the stages that read it. Mirrored in README.md.
 PARAM_READERS = {
     "base.seed": {"synthesize", "prepare", "extract", "augment", "train"},
-    "data.images": {"prepare"},
+    "data.images": {"prepare", "predict"},
     "data.masks": {"prepare"},
     "data.num_classes": {"prepare", "evaluate"},
     "data.channels": {"prepare"},
@@ -74,6 +74,7 @@ MODULE_READERS = {
     "stages/augment.py": {"augment"},
     "unetseg/augment.py": {"augment"},
     "unetseg/parallel.py": {"augment", "predict"},
+    "unetseg/measure.py": {"predict"},
     "stages/train.py": {"train"},
     "unetseg/unet.py": {"train"},
     "unetseg/losses.py": {"train"},

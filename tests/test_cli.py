@@ -61,15 +61,16 @@ def test_predict_from_outside_the_repository_on_a_folder_and_on_one_file(tiny_ru
     model = str(tiny_run / "models/unet.keras")
     result = unetseg(tmp_path, "predict", "--model", model, "--input", "new", "--output", "out")
     assert result.returncode == 0, result.stderr
-    assert "2 image(s) -> 6 files in out/" in result.stdout
+    assert "2 image(s) -> 8 files in out/" in result.stdout
     native = [line for line in result.stderr.splitlines() if line[:5] in ("I0000", "W0000", "E0000") or "absl" in line]
     assert not native, "TensorFlow's start-up noise reached stderr"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_instances.png", "a_prob.png",
-                                                                        "b.png", "b_instances.png", "b_prob.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.png", "a_instances.png", "a_objects.csv", "a_prob.png", "b.png", "b_instances.png", "b_objects.csv", "b_prob.png"]
     assert np.asarray(Image.open(tmp_path / "out/b.png")).shape == (23, 71)
     result = unetseg(tmp_path, "predict", "--model", model, "--input", "new/a.png", "--output", "one")
     assert result.returncode == 0
-    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["a.png", "a_instances.png", "a_prob.png"]
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["a.png", "a_instances.png", "a_objects.csv",
+                                                                    "a_prob.png"]
 
 
 def test_predict_flags_override_the_params(tiny_run, tmp_path):
@@ -133,7 +134,7 @@ def test_predict_grows_the_objects_in_worker_processes_with_the_same_bytes(tiny_
     monkeypatch.setattr(inference, "POOL_MIN_PIXELS", 0)  # workers even for tiny images
     monkeypatch.setattr(inference, "worker_pool", lambda tasks, method=None: made.append((tasks, method)) or
                         real(tasks, method))
-    assert predicted("workers") == alone and len(alone) == 9
+    assert predicted("workers") == alone and len(alone) == 12
     assert made == [(3, "spawn")]
 
 

@@ -24,6 +24,20 @@ def test_predict_writes_a_mask_and_probability_map_per_test_image(tiny_run):
         assert objects.dtype == np.uint16 and not np.any((objects > 0) & (mask == 0))  # objects lie in the mask
 
 
+def test_predict_measures_each_object_in_the_image_files_own_intensities(tiny_run):
+    manifest = json.loads((tiny_run / "data/prepared/manifest.json").read_text())
+    for stem in manifest["splits"]["test"]:
+        objects = np.asarray(Image.open(tiny_run / f"data/predictions/{stem}_instances.png"))
+        raw = np.asarray(Image.open(tiny_run / manifest["images"][stem]["image"]).convert("L"), np.float64)
+        with open(tiny_run / f"data/predictions/{stem}_objects.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [int(row["object"]) for row in rows] == list(range(1, objects.max() + 1))
+        for row in rows:
+            inside = objects == int(row["object"])
+            assert int(row["area_px"]) == inside.sum()
+            assert float(row["mean_intensity"]) == pytest.approx(raw[inside].mean(), abs=1e-4)
+
+
 def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     metrics = json.loads((tiny_run / "reports/metrics.json").read_text())
     assert list(metrics)[:5] == ["dice", "iou", "precision", "recall", "pixel_accuracy"]  # exp show's first columns

@@ -43,8 +43,9 @@ def add_predict(commands) -> None:
         "predict", help="masks, probability maps and objects of new images",
         description="Predict whole images of any size with a trained model, normalised as its training data "
                     "was. For each image writes <stem>.png (mask: 0/255 or class ids), <stem>_prob.png or .npy "
-                    "(probabilities) and <stem>_instances.png (uint16 object ids, one class). Never overwrites "
-                    "an input; each file appears whole or not at all.")
+                    "(probabilities), and for one class <stem>_instances.png (uint16 object ids) and "
+                    "<stem>_objects.csv (per object: area, centroid, box, shape, mean and total intensity in the "
+                    "file's own values). Never overwrites an input; each file appears whole or not at all.")
     parser.set_defaults(command=run_predict)
     parser.add_argument("--input", required=True, type=Path,
                         help="an image file or a folder of images (.png, .tif, .tiff, .jpg, .jpeg)")
