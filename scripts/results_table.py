@@ -76,6 +76,7 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "dsb2018_instances_invert-bright_background": "DSB2018 nuclei, instance labels, `invert: bright_background`",
          "dsb2018_instances_invert-bright_background_seed-7": "DSB2018 nuclei, instance labels, inverted, seed 7",
          "dsb2018_instances_copies-0": "DSB2018 nuclei, instance labels, `augment.copies: 0`",
+         "dsb2018_instances_sampling-patch": "DSB2018 nuclei, instance labels, `train.sampling: patch`",
          "dsb2018_instances_train_minutes-40": "DSB2018 nuclei, instance labels, `plan.train_minutes: 40`",
          "dsb2018_instances_gflops-264": "DSB2018 nuclei, instance labels, `plan.gflops: 264` (calibrate on a faster machine)",
          "dsb2018_instances_gflops-264_seed-7": "DSB2018 nuclei, instance labels, `plan.gflops: 264`, seed 7"}
