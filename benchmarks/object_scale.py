@@ -92,7 +92,7 @@ def by_size(split: dict, scales, small: float, large: float) -> list[dict]:
     """Each image's counts at the factor the size rule picks from its objects at factor 1."""
     low, high = str(min(scales)), str(max(scales))
     picked = []
-    for stem, counts in split.items():
+    for counts in split.values():
         area = counts["1"]["median_area"]
         picked.append(counts[high] if area < small else counts[low] if area > large else counts["1"])
     return picked

@@ -41,8 +41,9 @@ def main(argv) -> None:
         choice = choose_postprocessing(model, splits["val"], params, target, gap, pool) if objects else {}
         params = with_predict(params, resolved_auto(params.predict, choice))
         with atomic_dir(OUT) as out:
+            measured = manifest["num_classes"] == 1  # objects (and their table) are for one class
             tasks = ((out, stem, output_of_test_image(model, stem, params), params, target, gap,
-                      raw_image(manifest, stem)) for stem in splits["test"])
+                      raw_image(manifest, stem) if measured else None) for stem in splits["test"])
             for _ in tqdm(in_workers(pool, written_prediction, tasks), total=len(splits["test"]), desc="predict"):
                 pass
             write_json(out / POSTPROCESS, {**choice, MODEL_MD5: file_md5(MODEL)})

@@ -17,13 +17,12 @@ from unetseg.files import atomic_file
 
 SHAPE_COLUMNS = ("object", "area_px", "centroid_y", "centroid_x", "bbox_top", "bbox_left", "bbox_bottom",
                  "bbox_right", "equivalent_diameter_px", "perimeter_px", "eccentricity", "solidity", "touches_edge")
-CHANNEL_NAMES = {1: ("",), 3: ("_red", "_green", "_blue")}
+CHANNEL_NAMES = {1: ("",), 3: ("_red", "_green", "_blue")}  # images are gray or RGB (unetseg.imageio)
 DECIMALS = 4
 
 
 def intensity_columns(channels: int) -> tuple[str, ...]:
-    names = CHANNEL_NAMES.get(channels, tuple(f"_{c}" for c in range(channels)))
-    return tuple(f"{kind}_intensity{name}" for kind in ("mean", "total") for name in names)
+    return tuple(f"{kind}_intensity{name}" for kind in ("mean", "total") for name in CHANNEL_NAMES[channels])
 
 
 def object_measurements(labels: np.ndarray, image: np.ndarray | None = None) -> list[dict]:
