@@ -5,9 +5,8 @@ seed_depth) or predict.min_object_size auto, the stage first predicts the valida
 the values whose objects match theirs best (data/predictions/postprocess.json, with the model's MD5:
 `unetseg predict` uses them for this model). While this process runs the model, worker processes grow
 and score the objects and write the files, where the images are large enough to repay their start;
-the outputs are the same either way. Each image's objects come with a table of their measurements,
-<stem>_objects.csv, its intensities read from the image file in data.images. New images: `unetseg
-predict` (unetseg/cli.py).
+the outputs are the same either way. The objects are counted and measured by the measure stage.
+New images: `unetseg predict` (unetseg/cli.py).
 """
 
 from functools import partial
@@ -18,7 +17,6 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json
 from unetseg.files import file_md5
-from unetseg.imageio import read_image
 from unetseg.inference import (MODEL_MD5, in_workers, keras, load_model, objects_pool, predict_probabilities,
                                resolved_auto, written_prediction)
 from unetseg.instances import MIN_SIZES, best_postprocessing, postprocessing_scores, seed_candidates, seed_rule
@@ -41,9 +39,8 @@ def main(argv) -> None:
         choice = choose_postprocessing(model, splits["val"], params, target, gap, pool) if objects else {}
         params = with_predict(params, resolved_auto(params.predict, choice))
         with atomic_dir(OUT) as out:
-            measured = manifest["num_classes"] == 1  # objects (and their table) are for one class
-            tasks = ((out, stem, output_of_test_image(model, stem, params), params, target, gap,
-                      raw_image(manifest, stem) if measured else None) for stem in splits["test"])
+            tasks = ((out, stem, output_of_test_image(model, stem, params), params, target, gap)
+                     for stem in splits["test"])
             for _ in tqdm(in_workers(pool, written_prediction, tasks), total=len(splits["test"]), desc="predict"):
                 pass
             write_json(out / POSTPROCESS, {**choice, MODEL_MD5: file_md5(MODEL)})
@@ -54,11 +51,6 @@ def image_pixels(splits: dict) -> list[int]:
     """The pixels of each validation and test image (read from the headers)."""
     return [int(np.prod(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r").shape[:2]))
             for split in ("val", "test") for stem in splits[split]]
-
-
-def raw_image(manifest: dict, stem: str) -> np.ndarray:
-    """A test image as its file holds it, for the objects' intensities (data/prepared has it normalised)."""
-    return read_image(manifest["images"][stem]["image"], manifest["channels"])
 
 
 def output_of_test_image(model: keras.Model, stem: str, params: Params) -> np.ndarray:

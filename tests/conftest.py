@@ -5,7 +5,7 @@ import pytest
 from dvc_project import make_project
 from stage_runner import TINY, run_stage, write_params
 
-STAGES = ["synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "evaluate"]
+STAGES = ["synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "measure", "evaluate"]
 
 
 @pytest.fixture(scope="session")

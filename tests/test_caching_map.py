@@ -14,12 +14,12 @@ from dvc_project import REPO, copy_project
 
 pytestmark = pytest.mark.e2e
 
-ALL = {"synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "evaluate"}
+ALL = {"synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "measure", "evaluate"}
 
 # knob (a params key, or a whole section with ".*") -> the stages that read it. Mirrored in README.md.
 PARAM_READERS = {
     "base.seed": {"synthesize", "prepare", "extract", "augment", "train"},
-    "data.images": {"prepare", "predict"},
+    "data.images": {"prepare", "measure"},
     "data.masks": {"prepare"},
     "data.num_classes": {"prepare", "evaluate"},
     "data.channels": {"prepare"},
@@ -50,6 +50,7 @@ PARAM_READERS = {
     "train.*": {"train"},
     "predict.tile_size": {"plan"},
     "predict.*": {"predict"},
+    "measure.*": {"measure"},
     "evaluate.*": {"evaluate"},
 }
 
@@ -59,7 +60,7 @@ MODULE_READERS = {
     "unetseg/errors.py": ALL,
     "unetseg/files.py": ALL,
     "unetseg/params.py": ALL,
-    "unetseg/imageio.py": {"synthesize", "prepare", "predict", "evaluate"},
+    "unetseg/imageio.py": {"synthesize", "prepare", "predict", "measure", "evaluate"},
     "stages/synthesize.py": {"synthesize"},
     "unetseg/synthetic.py": {"synthesize"},
     "stages/prepare.py": {"prepare"},
@@ -74,7 +75,8 @@ MODULE_READERS = {
     "stages/augment.py": {"augment"},
     "unetseg/augment.py": {"augment"},
     "unetseg/parallel.py": {"augment", "predict"},
-    "unetseg/measure.py": {"predict"},
+    "unetseg/measure.py": {"predict", "measure"},
+    "stages/measure.py": {"measure"},
     "stages/train.py": {"train"},
     "unetseg/unet.py": {"train"},
     "unetseg/losses.py": {"train"},

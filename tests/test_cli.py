@@ -1,5 +1,6 @@
 """The installed `unetseg` command, run as a user would: from a folder outside the repository."""
 
+import csv
 import hashlib
 import json
 import os
@@ -83,6 +84,22 @@ def test_predict_flags_override_the_params(tiny_run, tmp_path):
     args = ["predict", "--model", model, "--input", "a.png", "--prob-dtype", "float16", "--output", "f16"]
     assert unetseg(tmp_path, *args).returncode == 0
     assert np.load(tmp_path / "f16/a_prob.npy").shape == (30, 40)
+
+
+def test_predict_measures_in_microns_given_the_pixel_size(tiny_run, tmp_path, monkeypatch, capsys):
+    save(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8))
+    model = str(tiny_run / "models/unet.keras")
+    args = ["predict", "--model", model, "--input", "a.png", "--threshold", "0.01"]  # objects from an untrained net
+    result = unetseg_in_process(tmp_path, *args, "--output", "um", "--pixel-size", "0.5",
+                                monkeypatch=monkeypatch, capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "um/a_objects.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(float(row["area_um2"]) == pytest.approx(int(row["area_px"]) / 4, abs=1e-4) for row in rows)
+    result = unetseg_in_process(tmp_path, *args, "--output", "bad", "--pixel-size", "0",
+                                monkeypatch=monkeypatch, capsys=capsys)
+    assert not (tmp_path / "bad").exists()
+    assert error_line(result).startswith("error: --pixel-size: measure.pixel_size: ")
 
 
 def test_predict_takes_the_pipelines_postprocessing_for_its_model_only(tiny_run, tmp_path, monkeypatch, capsys):

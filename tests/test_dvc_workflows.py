@@ -46,7 +46,7 @@ def test_synthesize_runs_only_while_the_data_params_point_at_its_output(project)
     assert "Running stage" not in project.dvc("repro").stdout
     # --dry walks the same graph as a real --force run, without its minute of work
     assert project.repro("--force", "--dry") == {"prepare", "plan", "extract", "augment", "train", "predict",
-                                                  "evaluate"}
+                                                  "measure", "evaluate"}
     project.dvc("exp", "run", "-S", "predict.threshold=0.4")
     assert not (project.root / "data/synthetic/images/synth_008.png").exists(), "synthesize ran"
 

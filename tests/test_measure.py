@@ -3,7 +3,8 @@ import csv
 import numpy as np
 import pytest
 
-from unetseg.measure import SHAPE_COLUMNS, intensity_columns, object_measurements, write_measurements
+from unetseg.measure import (SHAPE_COLUMNS, SUMMARY_COLUMNS, UM_COLUMNS, image_summary, intensity_columns,
+                             object_measurements, summary_columns, write_measurements, write_table)
 
 
 @pytest.fixture
@@ -52,3 +53,29 @@ def test_the_table_has_a_row_per_object_and_only_a_header_when_there_are_none(tm
 
     write_measurements(path, np.zeros((4, 4), np.int32))
     assert path.read_text().strip() == ",".join(SHAPE_COLUMNS)
+
+
+def test_lengths_and_areas_in_microns_given_the_pixel_size(two_objects):
+    corner, rectangle = object_measurements(two_objects, pixel_size=0.5)
+    assert rectangle["area_um2"] == 5.0 and corner["area_um2"] == 2.25
+    assert (rectangle["centroid_y_um"], rectangle["centroid_x_um"]) == (3.25, 6.0)
+    assert rectangle["equivalent_diameter_um"] == pytest.approx(np.sqrt(20 / np.pi))
+    assert rectangle["perimeter_um"] == pytest.approx(rectangle["perimeter_px"] / 2)
+    assert not UM_COLUMNS & object_measurements(two_objects)[0].keys()
+
+
+def test_the_summary_sizes_only_the_objects_not_cut_by_the_border(two_objects, tmp_path):
+    rows = object_measurements(two_objects, pixel_size=2.0)
+    summary = image_summary("a", two_objects, rows, pixel_size=2.0)
+    assert summary["objects"] == 2 and summary["objects_touching_edge"] == 1
+    assert summary["foreground_fraction"] == pytest.approx(29 / 600)
+    assert summary["median_area_px"] == summary["mean_area_px"] == 20 and summary["median_area_um2"] == 80
+    assert summary["objects_per_mm2"] == pytest.approx(2 / (600 * 4e-6))
+    corner_only = two_objects * (two_objects == 2)
+    empty = image_summary("b", corner_only, object_measurements(corner_only))
+    assert empty["objects"] == 1 and empty["median_area_px"] is None and "median_area_um2" not in empty
+    path = tmp_path / "summary.csv"
+    write_table(path, summary_columns(), [empty])
+    with open(path, newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert list(row) == list(SUMMARY_COLUMNS) and row["median_area_px"] == "" and row["objects"] == "1"

@@ -8,7 +8,7 @@ from dvc_project import copy_project
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "evaluate"]
+STAGES = ["synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "measure", "evaluate"]
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,10 @@ def test_forced_extract_and_augment_are_byte_identical(project):
 @pytest.mark.parametrize(
     "change, reran",
     [
-        ({"extract": {"stride": 16}}, {"plan", "extract", "augment", "train", "predict", "evaluate"}),
-        ({"predict": {"tile_size": 64}}, {"plan", "predict", "evaluate"}),
-        ({"predict": {"prob_dtype": "float16"}}, {"predict", "evaluate"}),
+        ({"extract": {"stride": 16}}, {"plan", "extract", "augment", "train", "predict", "measure", "evaluate"}),
+        ({"predict": {"tile_size": 64}}, {"plan", "predict", "measure", "evaluate"}),
+        ({"predict": {"prob_dtype": "float16"}}, {"predict", "measure", "evaluate"}),
+        ({"measure": {"pixel_size": 0.5}}, {"measure"}),
     ],
 )
 def test_a_param_change_reruns_only_its_stage_and_what_follows(project, change, reran):

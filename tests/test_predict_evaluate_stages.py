@@ -24,18 +24,38 @@ def test_predict_writes_a_mask_and_probability_map_per_test_image(tiny_run):
         assert objects.dtype == np.uint16 and not np.any((objects > 0) & (mask == 0))  # objects lie in the mask
 
 
-def test_predict_measures_each_object_in_the_image_files_own_intensities(tiny_run):
+def test_measure_counts_each_object_in_the_image_files_own_intensities(tiny_run):
     manifest = json.loads((tiny_run / "data/prepared/manifest.json").read_text())
+    with open(tiny_run / "data/objects/summary.csv", newline="") as handle:
+        summary = {row["image"]: row for row in csv.DictReader(handle)}
+    assert list(summary) == manifest["splits"]["test"]
+    assert not list((tiny_run / "data/predictions").glob("*.csv"))  # the measure stage's, not predict's
     for stem in manifest["splits"]["test"]:
         objects = np.asarray(Image.open(tiny_run / f"data/predictions/{stem}_instances.png"))
         raw = np.asarray(Image.open(tiny_run / manifest["images"][stem]["image"]).convert("L"), np.float64)
-        with open(tiny_run / f"data/predictions/{stem}_objects.csv", newline="") as handle:
+        with open(tiny_run / f"data/objects/{stem}.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         assert [int(row["object"]) for row in rows] == list(range(1, objects.max() + 1))
+        assert int(summary[stem]["objects"]) == len(rows) and "area_um2" not in rows[0]
         for row in rows:
             inside = objects == int(row["object"])
             assert int(row["area_px"]) == inside.sum()
             assert float(row["mean_intensity"]) == pytest.approx(raw[inside].mean(), abs=1e-4)
+
+
+def test_measure_in_microns_and_a_missing_prediction_named(tiny_copy):
+    params = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    write_params(tiny_copy, {**params, "measure": {"pixel_size": 0.25}})
+    assert run_stage("measure", tiny_copy).returncode == 0
+    stem = json.loads((tiny_copy / "data/prepared/manifest.json").read_text())["splits"]["test"][0]
+    with open(tiny_copy / f"data/objects/{stem}.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["area_um2"]) == pytest.approx(int(row["area_px"]) / 16, abs=1e-4)
+    before = sorted(path.name for path in (tiny_copy / "data/objects").iterdir())
+    (tiny_copy / f"data/predictions/{stem}_instances.png").unlink()
+    result = run_stage("measure", tiny_copy)
+    assert f"{stem}_instances.png" in error_line(result)
+    assert sorted(path.name for path in (tiny_copy / "data/objects").iterdir()) == before  # the old outputs whole
 
 
 def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
@@ -167,7 +187,7 @@ def test_several_classes_train_and_score_end_to_end(tiny_run, tmp_path):
         classes = np.where(labels > 0, 1 + labels % 2, 0).astype(np.uint8)
         Image.fromarray(classes).save(tmp_path / "own/masks" / path.name)
     write_params(tmp_path, {**TINY, "data": {"images": "own/images", "masks": "own/masks", "num_classes": 3}})
-    for stage in ("prepare", "plan", "extract", "augment", "train", "predict", "evaluate"):
+    for stage in ("prepare", "plan", "extract", "augment", "train", "predict", "measure", "evaluate"):
         result = run_stage(stage, tmp_path)
         assert result.returncode == 0, f"{stage}: {result.stderr}"
     preprocessing = json.loads((tmp_path / "models/preprocessing.json").read_text())
@@ -178,6 +198,7 @@ def test_several_classes_train_and_score_end_to_end(tiny_run, tmp_path):
     assert (tmp_path / "reports/instances.csv").read_text().startswith("iou_threshold,ap,")  # header only
     masks = [np.asarray(Image.open(p)) for p in (tmp_path / "data/predictions").glob("*[!b].png")]
     assert masks and all(set(np.unique(m)) <= {0, 1, 2} for m in masks)
+    assert [path.name for path in (tmp_path / "data/objects").iterdir()] == ["summary.csv"]  # objects: one class
 
 
 def test_weighted_target_trains_predicts_objects_and_scores_end_to_end(tiny_copy):

@@ -119,7 +119,8 @@ def test_push_then_pull_into_a_fresh_clone_loses_nothing_and_reproduces(kind, re
     assert "Data and pipelines are up to date." in clone.dvc("repro").stdout
     if kind == "local":  # what a clone reproduces does not depend on the remote it pulled from
         # own data: synthesize is no ancestor of prepare any more, so even --force leaves it alone
-        assert clone.repro("--force") == {"prepare", "plan", "extract", "augment", "train", "predict", "evaluate"}
+        assert clone.repro("--force") == {"prepare", "plan", "extract", "augment", "train", "predict", "measure",
+                                          "evaluate"}
         assert_same_results(clone, project)
 
 

@@ -45,7 +45,7 @@ def add_predict(commands) -> None:
                     "was. For each image writes <stem>.png (mask: 0/255 or class ids), <stem>_prob.png or .npy "
                     "(probabilities), and for one class <stem>_instances.png (uint16 object ids) and "
                     "<stem>_objects.csv (per object: area, centroid, box, shape, mean and total intensity in the "
-                    "file's own values). Never overwrites an input; each file appears whole or not at all.")
+                    "file's own values; in µm too given the pixel size). Never overwrites an input; each file appears whole or not at all.")
     parser.set_defaults(command=run_predict)
     parser.add_argument("--input", required=True, type=Path,
                         help="an image file or a folder of images (.png, .tif, .tiff, .jpg, .jpeg)")
@@ -63,6 +63,8 @@ def add_predict(commands) -> None:
     for key, field in Predict.model_fields.items():
         settings.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None, help=flag_help(field),
                               **flag_kind(field.annotation))
+    settings.add_argument("--pixel-size", type=float, metavar="UM", help="µm per pixel of the images: the objects' "
+                          "tables gain µm columns (default: the params file's measure.pixel_size, else pixels only)")
 
 
 def flag_kind(annotation) -> dict:
@@ -121,10 +123,12 @@ def run_predict(args) -> None:
 
 def predict_params(args) -> Params:
     """The params file's values (when it exists, else the schema's), with the flags given on top."""
-    from unetseg.params import with_predict
+    from unetseg.params import with_predict, with_section
 
     params = load_params(args.params) if args.params.is_file() else Params()
     flags = {key: value for key, value in vars(args).items() if key in Predict.model_fields and value is not None}
+    if args.pixel_size is not None:
+        params = with_section(params, "measure", {"pixel_size": args.pixel_size}, "--pixel-size")
     return with_predict(params, flags, "flags") if flags else params
 
 

@@ -128,9 +128,9 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
     .npy; for several classes an (H, W, K) .npy of all class probabilities (uint8 round(p * 255), or
     float16). <stem>_instances.png: uint16 object ids, for the binary, boundary and weighted targets
     (the weighted target's mask is its objects, the gaps between them closed: `gap` px a side), and
-    <stem>_objects.csv, a row of measurements per object (unetseg.measure), with the intensities of
-    `image` (H, W, C) as read from its file. Each file appears whole or not at all; returns the files
-    written."""
+    given `image` (H, W, C) as read from its file, <stem>_objects.csv, a row of measurements per object
+    with its intensities (unetseg.measure; in µm too with measure.pixel_size). Each file appears whole
+    or not at all; returns the files written."""
     cfg = params.predict
     if target in OBJECT_TARGETS:
         instances = object_labels(probabilities, target, cfg.threshold, seeds_of(cfg, target), cfg.min_object_size, gap)
@@ -148,8 +148,9 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
         write_png(tmp, labels * 255 if binary else labels)
     if binary:
         written.append(write_instances(folder / f"{stem}_instances.png", instances))
+    if binary and image is not None:
         written.append(folder / f"{stem}_objects.csv")
-        write_measurements(written[-1], instances, image)
+        write_measurements(written[-1], instances, image, params.measure.pixel_size)
     if cfg.prob_dtype == "uint8" and binary:
         written.append(folder / f"{stem}_prob.png")
         with atomic_file(written[-1]) as tmp:

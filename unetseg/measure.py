@@ -6,6 +6,12 @@ bbox_bottom / bbox_right (bottom and right exclusive, as in array slices), equiv
 (of the disc of that area), perimeter_px, eccentricity (0 for a disc), solidity (area / convex
 hull area), touches_edge (cut by the image border: its size and shape are not all there), then per
 channel mean_intensity and total_intensity (the sum over the object, e.g. a nucleus's DNA content).
+Given the pixel size (µm per pixel), the lengths and the area also in µm: area_um2, centroid_y_um,
+centroid_x_um, equivalent_diameter_um, perimeter_um.
+
+Per image, a summary row: the objects, those cut by the border, the foreground's share of the image,
+and the median and mean size of the whole objects (those not cut by the border; empty when there are
+none), in µm too given the pixel size, with the objects per mm².
 """
 
 import csv
@@ -17,7 +23,12 @@ from unetseg.files import atomic_file
 
 SHAPE_COLUMNS = ("object", "area_px", "centroid_y", "centroid_x", "bbox_top", "bbox_left", "bbox_bottom",
                  "bbox_right", "equivalent_diameter_px", "perimeter_px", "eccentricity", "solidity", "touches_edge")
+LENGTHS_UM = ("centroid_y", "centroid_x", "equivalent_diameter_px", "perimeter_px")  # in µm: x pixel_size
+UM_COLUMNS = ("area_um2", "centroid_y_um", "centroid_x_um", "equivalent_diameter_um", "perimeter_um")
 CHANNEL_NAMES = {1: ("",), 3: ("_red", "_green", "_blue")}  # images are gray or RGB (unetseg.imageio)
+SUMMARY_COLUMNS = ("image", "objects", "objects_touching_edge", "foreground_fraction", "median_area_px",
+                   "mean_area_px", "median_equivalent_diameter_px")
+SUMMARY_UM_COLUMNS = ("objects_per_mm2", "median_area_um2", "mean_area_um2", "median_equivalent_diameter_um")
 DECIMALS = 4
 
 
@@ -25,9 +36,21 @@ def intensity_columns(channels: int) -> tuple[str, ...]:
     return tuple(f"{kind}_intensity{name}" for kind in ("mean", "total") for name in CHANNEL_NAMES[channels])
 
 
-def object_measurements(labels: np.ndarray, image: np.ndarray | None = None) -> list[dict]:
+def object_columns(channels: int | None = None, pixel_size: float | None = None) -> tuple[str, ...]:
+    """The objects' table's header: shape, µm given a pixel size, intensities given an image's channels."""
+    return (SHAPE_COLUMNS + (UM_COLUMNS if pixel_size else ())
+            + (intensity_columns(channels) if channels else ()))
+
+
+def summary_columns(pixel_size: float | None = None) -> tuple[str, ...]:
+    return SUMMARY_COLUMNS + (SUMMARY_UM_COLUMNS if pixel_size else ())
+
+
+def object_measurements(labels: np.ndarray, image: np.ndarray | None = None,
+                        pixel_size: float | None = None) -> list[dict]:
     """One row per object of an (H, W) label image (0 = background), in order of id; with an
-    (H, W, C) image, each channel's mean and total intensity over the object."""
+    (H, W, C) image, each channel's mean and total intensity over the object; with the pixel size
+    (µm), the lengths and area in µm too."""
     height, width = labels.shape
     rows = []
     for region in regionprops(np.asarray(labels, np.int64)):
@@ -38,6 +61,9 @@ def object_measurements(labels: np.ndarray, image: np.ndarray | None = None) -> 
                "equivalent_diameter_px": region.equivalent_diameter_area, "perimeter_px": region.perimeter,
                "eccentricity": region.eccentricity, "solidity": region.solidity,
                "touches_edge": int(top == 0 or left == 0 or bottom == height or right == width)}
+        if pixel_size:
+            row["area_um2"] = region.area * pixel_size**2
+            row.update((f"{name.removesuffix('_px')}_um", row[name] * pixel_size) for name in LENGTHS_UM)
         if image is not None:
             values = image[region.coords[:, 0], region.coords[:, 1]].astype(np.float64)
             sums = values.sum(axis=0)
@@ -46,17 +72,54 @@ def object_measurements(labels: np.ndarray, image: np.ndarray | None = None) -> 
     return rows
 
 
-def write_measurements(path, labels: np.ndarray, image: np.ndarray | None = None) -> None:
-    """The objects' table as CSV (a header only when there are none); written whole or not at all."""
-    columns = SHAPE_COLUMNS + (intensity_columns(image.shape[-1]) if image is not None else ())
+def image_summary(name: str, labels: np.ndarray, rows: list[dict], pixel_size: float | None = None) -> dict:
+    """One image's summary row from its label image and its objects' rows (object_measurements)."""
+    whole = [row for row in rows if not row["touches_edge"]]
+    areas = np.array([row["area_px"] for row in whole], np.float64)
+    diameters = np.array([row["equivalent_diameter_px"] for row in whole], np.float64)
+    summary = {"image": name, "objects": len(rows), "objects_touching_edge": len(rows) - len(whole),
+               "foreground_fraction": float(np.count_nonzero(labels)) / labels.size,
+               "median_area_px": _median(areas), "mean_area_px": areas.mean() if len(whole) else None,
+               "median_equivalent_diameter_px": _median(diameters)}
+    if pixel_size:
+        square_mm = labels.size * (pixel_size / 1000) ** 2
+        summary.update({"objects_per_mm2": len(rows) / square_mm,
+                        "median_area_um2": _scaled(summary["median_area_px"], pixel_size**2),
+                        "mean_area_um2": _scaled(summary["mean_area_px"], pixel_size**2),
+                        "median_equivalent_diameter_um": _scaled(summary["median_equivalent_diameter_px"],
+                                                                 pixel_size)})
+    return summary
+
+
+def write_measurements(path, labels: np.ndarray, image: np.ndarray | None = None,
+                       pixel_size: float | None = None) -> list[dict]:
+    """The objects' table as CSV (a header only when there are none); written whole or not at all.
+    Returns its rows."""
+    rows = object_measurements(labels, image, pixel_size)
+    write_table(path, object_columns(None if image is None else image.shape[-1], pixel_size), rows)
+    return rows
+
+
+def write_table(path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """A CSV of these columns of the rows (None: an empty cell); written whole or not at all."""
     with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
-        for row in object_measurements(labels, image):
+        for row in rows:
             writer.writerow([_cell(row[column]) for column in columns])
 
 
+def _median(values: np.ndarray):
+    return float(np.median(values)) if len(values) else None
+
+
+def _scaled(value, factor: float):
+    return None if value is None else value * factor
+
+
 def _cell(value):
+    if value is None:
+        return ""
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.{DECIMALS}f}".rstrip("0").rstrip(".")
-    return int(value)
+    return value if isinstance(value, str) else int(value)

@@ -222,6 +222,11 @@ class Predict(Section):
         return ("flips" if value else "none") if isinstance(value, bool) else value
 
 
+class Measure(Section):
+    pixel_size: Optional[float] = Field(None, gt=0, description="µm per pixel of the images: the objects' "
+                                        "tables gain µm columns; null: pixels only")
+
+
 class Evaluate(Section):
     thresholds: list[float] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     overlays: int = Field(2, ge=0)
@@ -238,6 +243,7 @@ class Params(Section):
     model: Model = Model()
     train: Train = Train()
     predict: Predict = Predict()
+    measure: Measure = Measure()
     evaluate: Evaluate = Evaluate()
 
     @model_validator(mode="after")
@@ -267,8 +273,13 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
 
 def with_predict(params: Params, changes: dict, source: str = "params.yaml") -> Params:
     """`params` with these keys of the predict section replaced, validated like params.yaml."""
+    return with_section(params, "predict", changes, source)
+
+
+def with_section(params: Params, section: str, changes: dict, source: str = "params.yaml") -> Params:
+    """`params` with these keys of one section replaced, validated like params.yaml."""
     raw = params.model_dump()
-    raw["predict"].update(changes)
+    raw[section].update(changes)
     return parse_params(raw, source)
 
 
