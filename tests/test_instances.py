@@ -5,7 +5,8 @@ from scipy import ndimage
 from unetseg.augment import augment_patch
 from unetseg.instances import (TAUS, UNMATCHED_CAUSES, Seeds, best_postprocessing, border_weights, boundary_classes,
                                contact_weights, evaluate_instances, fill_gaps, labels_from_boundary, labels_from_mask,
-                               labels_from_probability, object_labels, postprocessing_scores, remove_small_instances,
+                               labels_from_probability, match_counts, matches_by_min_size, object_labels,
+                               overlap_matrix, iou_matrix, postprocessing_scores, remove_small_instances,
                                resolve_target, scores_from_matches, seed_candidates, seed_rule, separated_foreground,
                                split_and_merged_pixels, summarize_instances, weighted_target)
 from unetseg.params import Augment
@@ -337,3 +338,15 @@ def test_maxima_seed_knobs_are_chosen_by_object_ap():
     scores = postprocessing_scores([(truth, probabilities)], 0.5, candidates, min_sizes=(0,))
     assert best_postprocessing(scores) == (Seeds("maxima", sigma=2.0, depth=0.05), 0)
     assert scores[candidates[0], 0] == 1.0 > scores[candidates[1], 0]  # too deep: one seed for both
+
+
+def test_one_iou_matrix_scores_every_minimum_size_as_removing_the_objects_would():
+    field = ndimage.gaussian_filter(np.random.default_rng(3).random((60, 70)), 2)
+    truth = ndimage.label(field > 0.52)[0]
+    labels = ndimage.label(field > 0.515)[0] * 3  # much like the truth, ids with gaps
+    sizes = (0, 5, 10, 20, 40, 80)
+    scores = matches_by_min_size(truth, labels, sizes)
+    assert scores[0]["tp"] > scores[80]["tp"] > 0  # some matched objects go, some stay
+    for size, counts in scores.items():
+        removed = remove_small_instances(labels, size)
+        assert counts == match_counts(iou_matrix(overlap_matrix(truth, removed)), 0.5), size
