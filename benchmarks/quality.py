@@ -59,13 +59,17 @@ def dvc_project(root: Path) -> Path:
     return root
 
 
-def run(root: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+def project_env(root: Path) -> dict:
+    """The environment of every command in the scratch project: this Python first on PATH (the stages'
+    `python`), the project importable, a git identity."""
     path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    result = subprocess.run(args, cwd=root, env={**os.environ, **env, "PATH": path, "PYTHONPATH": str(root),
-                                                  "TF_CPP_MIN_LOG_LEVEL": "3"},
-                            capture_output=True, text=True)
+    return {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+            "PATH": path, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run(root: Path, *args: str) -> str:
+    result = subprocess.run(args, cwd=root, env=project_env(root), capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout + result.stderr
@@ -91,9 +95,8 @@ def dvc(root: Path, *args: str) -> str:
 def timed_repro(root: Path) -> tuple[str, dict]:
     """`dvc repro`'s log, and the seconds from each stage's start to the next one's (the last: to the end)."""
     started, lines, starts = time.perf_counter(), [], {}
-    with subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=root, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}) as process:
+    with subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=root, env=project_env(root),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         for line in process.stdout:
             lines.append(line)
             if line.startswith("Running stage '"):

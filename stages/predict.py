@@ -32,8 +32,7 @@ def main(argv) -> None:
     params = with_predict(params, {"tile_size": read_plan("predict")["predict.tile_size"]})
     model, preprocessing = load_model(MODEL), read_preprocessing(MODEL)
     target, gap = model_target(preprocessing), model_gap(preprocessing)
-    manifest = read_json(PREPARED / "manifest.json")
-    splits = manifest["splits"]
+    splits = read_json(PREPARED / "manifest.json")["splits"]
     objects = target in OBJECT_TARGETS
     with objects_pool(image_pixels(splits) if objects else []) as pool:
         choice = choose_postprocessing(model, splits["val"], params, target, gap, pool) if objects else {}

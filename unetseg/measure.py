@@ -1,5 +1,5 @@
 """What a user counts and measures: one row per object of a label image, in pixels and in the image's
-own intensity units (the file's values, before any normalisation), as a CSV table beside the objects.
+own intensity units (the file's values, before any normalisation), as a CSV table; per image a summary.
 
 Columns: object (its id in the label image), area_px, centroid_y / centroid_x, bbox_top / bbox_left /
 bbox_bottom / bbox_right (bottom and right exclusive, as in array slices), equivalent_diameter_px
@@ -23,8 +23,9 @@ from unetseg.files import atomic_file
 
 SHAPE_COLUMNS = ("object", "area_px", "centroid_y", "centroid_x", "bbox_top", "bbox_left", "bbox_bottom",
                  "bbox_right", "equivalent_diameter_px", "perimeter_px", "eccentricity", "solidity", "touches_edge")
-LENGTHS_UM = ("centroid_y", "centroid_x", "equivalent_diameter_px", "perimeter_px")  # in µm: x pixel_size
-UM_COLUMNS = ("area_um2", "centroid_y_um", "centroid_x_um", "equivalent_diameter_um", "perimeter_um")
+LENGTHS = ("centroid_y", "centroid_x", "equivalent_diameter_px", "perimeter_px")  # in µm: x pixel_size
+UM_LENGTHS = {name: f"{name.removesuffix('_px')}_um" for name in LENGTHS}
+UM_COLUMNS = ("area_um2", *UM_LENGTHS.values())
 CHANNEL_NAMES = {1: ("",), 3: ("_red", "_green", "_blue")}  # images are gray or RGB (unetseg.imageio)
 SUMMARY_COLUMNS = ("image", "objects", "objects_touching_edge", "foreground_fraction", "median_area_px",
                    "mean_area_px", "median_equivalent_diameter_px")
@@ -63,7 +64,7 @@ def object_measurements(labels: np.ndarray, image: np.ndarray | None = None,
                "touches_edge": int(top == 0 or left == 0 or bottom == height or right == width)}
         if pixel_size:
             row["area_um2"] = region.area * pixel_size**2
-            row.update((f"{name.removesuffix('_px')}_um", row[name] * pixel_size) for name in LENGTHS_UM)
+            row.update((um, row[name] * pixel_size) for name, um in UM_LENGTHS.items())
         if image is not None:
             values = image[region.coords[:, 0], region.coords[:, 1]].astype(np.float64)
             sums = values.sum(axis=0)
