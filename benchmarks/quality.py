@@ -16,7 +16,7 @@ script checks for 45 GB before it starts); --keep leaves it all in place.
 Only data.images, data.masks, data.mask_type (and for DSB2018 the 70/10/20 split fractions) are set,
 plus what --set names. Writes test Dice and IoU, the object scores (also per kind of test image:
 fluorescence, brightfield, colour), the trivial baselines, the chosen plan and the wall time of
-`dvc repro` and of each stage in it to
+`dvc repro` and of each stage in it, and the size of the patch shards, to
 benchmarks/results/quality_<dataset>[_instances][_<key>-<value>...].json.
 """
 
@@ -183,6 +183,16 @@ def check_scratch_space(dataset: str) -> None:
                  f"projects kept with --keep are {folder}/quality_*) or point TMPDIR elsewhere")
 
 
+def slug(value) -> str:
+    """A param value as it goes in a file name: [190, 640] -> 190-640."""
+    return "-".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def folder_gb(folder: Path) -> float:
+    """The bytes of the files under `folder`, in GB (the DVC cache holds a copy of each besides)."""
+    return round(sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 1e9, 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "dsb2018", "membranes"])
@@ -211,7 +221,7 @@ def main() -> None:
         train = json.loads((root / "reports/train.json").read_text())
         suffix = "_instances" if args.dataset in ("dsb2018", "membranes") and args.mask_type == "instances" else ""
         suffix += f"_{args.masks}" if args.masks not in ("masks", "labels") else ""
-        suffix += "".join(f"_{key.split('.')[-1]}-{value}" for key, value in extra.items())
+        suffix += "".join(f"_{key.split('.')[-1]}-{slug(value)}" for key, value in extra.items())
         write_results(f"quality_{args.dataset}{suffix}", {
             "dataset": args.dataset,
             "params_set": changes,
@@ -228,6 +238,7 @@ def main() -> None:
             "train": train,
             "dvc_repro_wall_s": stage_seconds["total"],
             "stage_seconds": stage_seconds,
+            "shard_gb": {folder: folder_gb(root / "data" / folder) for folder in ("patches/train", "augmented")},
         })
     finally:
         if args.keep:

@@ -79,7 +79,11 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "dsb2018_instances_sampling-patch": "DSB2018 nuclei, instance labels, `train.sampling: patch`",
          "dsb2018_instances_train_minutes-40": "DSB2018 nuclei, instance labels, `plan.train_minutes: 40`",
          "dsb2018_instances_gflops-264": "DSB2018 nuclei, instance labels, `plan.gflops: 264` (calibrate on a faster machine)",
-         "dsb2018_instances_gflops-264_seed-7": "DSB2018 nuclei, instance labels, `plan.gflops: 264`, seed 7"}
+         "dsb2018_instances_gflops-264_seed-7": "DSB2018 nuclei, instance labels, `plan.gflops: 264`, seed 7",
+         "synthetic_min_size-768_max_size-768_nuclei_per_image-110-360_train_minutes-3":
+             "synthetic, 768 × 768 images, `plan.train_minutes: 3` (grid without overlap, planned)",
+         "synthetic_min_size-768_max_size-768_nuclei_per_image-110-360_train_minutes-3_stride-64_copies-2_grid_fraction-1":
+             "synthetic, 768 × 768, 3 min, the half-overlapping grid pinned"}
 ORDER = list(NAMES)
 
 

@@ -1,4 +1,5 @@
-"""Stage augment: each train patch plus `augment.copies` augmented versions (val is not augmented).
+"""Stage augment: each train patch plus `augment.copies` augmented versions (val is not augmented;
+the plan sets the number of copies, data/plan/augment.json).
 
 Each shard draws from its own seeded generator, so the shards are augmented in parallel, one
 process per core, and written in order: the output does not depend on the number of cores."""
@@ -6,9 +7,10 @@ process per core, and written in order: the output does not depend on the number
 import numpy as np
 from tqdm import tqdm
 
-from stages.common import atomic_dir, load_stage_params, run_stage
+from stages.common import atomic_dir, load_stage_params, read_plan, run_stage
 from unetseg.augment import augment_patch
 from unetseg.parallel import ordered_map, worker_pool
+from unetseg.params import with_section
 from unetseg.shards import ShardWriter, load_shard, patch_sources, read_manifest
 
 SOURCE = "data/patches/train"
@@ -29,8 +31,8 @@ def augmented_shard(task) -> list[tuple[np.ndarray, ...]]:
 
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
-    cfg = params.augment
     source = read_manifest(SOURCE)
+    cfg = with_section(params, "augment", {"copies": read_plan("augment")["augment.copies"]}).augment
     tasks = [(index, shard, params.base.seed, cfg) for index, shard in enumerate(source["shards"])]
     with worker_pool(len(tasks)) as pool, atomic_dir(OUT) as out:  # before tqdm starts its thread
         results = ordered_map(pool, augmented_shard, tasks)

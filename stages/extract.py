@@ -1,10 +1,11 @@
 """Stage extract: cut train and val images into patch shards (train with foreground oversampling).
 
-Patch size, stride and oversampling come from the plan; validation uses a grid without overlap
-(stride = patch), enough to score every pixel once. The masks cut are the training target: the
-prepared class ids; for data.target boundary the background/interior/boundary classes of the
-prepared object labels; for weighted the objects parted where they touch, with each pixel's loss
-weight cut alongside (computed on the whole image, so distances reach past the patch)."""
+Patch size, stride, oversampling and the share of each train image's grid come from the plan;
+validation uses a grid without overlap (stride = patch), enough to score every pixel once. The masks
+cut are the training target: the prepared class ids; for data.target boundary the background/
+interior/boundary classes of the prepared object labels; for weighted the objects parted where they
+touch, with each pixel's loss weight cut alongside (computed on the whole image, so distances reach
+past the patch)."""
 
 from contextlib import ExitStack
 from pathlib import Path
@@ -29,8 +30,9 @@ def main(argv) -> None:
     target = resolve_target(params.data.target, manifest["num_classes"], manifest["mask_type"])
     counts = {}
     with ExitStack() as stack:
-        for split, stride, fg_fraction in (("train", plan["extract.stride"], plan["extract.fg_fraction"]),
-                                           ("val", patch, 0.0)):
+        for split, stride, fg_fraction, share in (
+                ("train", plan["extract.stride"], plan["extract.fg_fraction"], plan["extract.grid_fraction"]),
+                ("val", patch, 0.0, 1.0)):
             out = stack.enter_context(atomic_dir(f"{OUT}/{split}"))
             writer = ShardWriter(out, patch, manifest["channels"], shard_size, weights=has_weights(target, params.data))
             for index, stem in enumerate(tqdm(manifest["splits"][split], desc=f"extract {split}")):
@@ -38,12 +40,13 @@ def main(argv) -> None:
                 mask, weights = target_mask(PREPARED / split, stem, target, params.data)
                 rng = np.random.default_rng([params.base.seed, index])
                 if weights is None:
-                    writer.add(*extract_patches(image, mask, patch, stride, fg_fraction, rng), source=index)
+                    writer.add(*extract_patches(image, mask, patch, stride, fg_fraction, rng, share), source=index)
                 else:  # cut as one more image channel, so the weights take the same patches
-                    stacked, masks = extract_patches(np.dstack([image, weights]), mask, patch, stride, fg_fraction, rng)
+                    stacked, masks = extract_patches(np.dstack([image, weights]), mask, patch, stride, fg_fraction,
+                                                     rng, share)
                     writer.add(stacked[..., :-1], masks, index, stacked[..., -1])
             gap = {"gap_width": params.data.boundary_width} if target == "weighted" else {}
-            writer.close(source_images=len(manifest["splits"][split]), stride=stride,
+            writer.close(source_images=len(manifest["splits"][split]), stride=stride, grid_fraction=share,
                          fg_fraction=fg_fraction, shard_size=shard_size, **gap)
             counts[split] = writer.count
     print(f"extract: {counts['train']} train and {counts['val']} val patches of {patch}x{patch} ({target} target) "

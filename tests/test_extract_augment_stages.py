@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from stage_runner import REPO, error_line, run_stage
+from stage_runner import REPO, TINY, error_line, run_stage, write_params
 from unetseg.shards import iter_shards, read_manifest
 
 
@@ -47,6 +47,20 @@ def test_rerunning_extract_and_augment_gives_identical_bytes(tiny_copy):
     assert len(read_manifest(tiny_copy / "data/patches/train")["shards"]) > 1  # so augment ran them in parallel
 
 
+def test_a_grid_fraction_and_the_copies_from_the_plan_reach_extract_and_augment(tiny_copy):
+    full = read_manifest(tiny_copy / "data/patches/train")
+    params = {**TINY, "extract": {**TINY["extract"], "grid_fraction": 0.5}, "augment": {"copies": 0}}
+    write_params(tiny_copy, params)
+    for stage in ("plan", "extract", "augment"):
+        assert run_stage(stage, tiny_copy).returncode == 0
+    half, augmented = read_manifest(tiny_copy / "data/patches/train"), read_manifest(tiny_copy / "data/augmented")
+    assert half["grid_fraction"] == 0.5 and full["grid_fraction"] == 1.0
+    assert full["count"] * 0.4 <= half["count"] <= full["count"] * 0.6
+    assert augmented["count"] == half["count"] and augmented["copies"] == 0
+    plan = json.loads((tiny_copy / "reports/plan.json").read_text())
+    assert plan["patches"]["train_per_epoch_pass"] == half["count"]
+
+
 def test_augment_on_one_core_writes_what_it_writes_on_several(tiny_copy):
     before = files_of(tiny_copy / "data/augmented")
     one_core = ("import os, runpy\n"
@@ -59,12 +73,15 @@ def test_augment_on_one_core_writes_what_it_writes_on_several(tiny_copy):
 
 def test_plan_writes_one_file_per_reader_and_a_report(tiny_run):
     extract = json.loads((tiny_run / "data/plan/extract.json").read_text())
-    assert extract == {"extract.patch_size": 32, "extract.stride": 32, "extract.fg_fraction": 0.33}
+    assert extract == {"extract.patch_size": 32, "extract.stride": 32, "extract.fg_fraction": 0.33,
+                       "extract.grid_fraction": 1.0}
+    augment = json.loads((tiny_run / "data/plan/augment.json").read_text())
+    assert augment == {"augment.copies": 1}
     train = json.loads((tiny_run / "data/plan/train.json").read_text())
     assert train["model.depth"] == 2 and train["train.steps_per_epoch"] == 6 and train["train.loss"] == "bce_dice"
     assert json.loads((tiny_run / "data/plan/predict.json").read_text()) == {"predict.tile_size": 32}
     report = json.loads((tiny_run / "reports/plan.json").read_text())
-    assert report["values"] == {**extract, **train, "predict.tile_size": 32}
+    assert report["values"] == {**extract, **augment, **train, "predict.tile_size": 32}
     assert report["fingerprint"]["train_images"] == 4 and "train_shapes" not in report["fingerprint"]
 
 

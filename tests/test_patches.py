@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from unetseg.patches import (centred_patches, extract_patches, foreground_centres, foreground_corners, grid_corners,
-                             grid_patches, grid_starts, mirror_indices, oversampled_count, pad_to_patch, reflect)
+                             grid_patches, grid_starts, kept_count, mirror_indices, oversampled_count, pad_to_patch,
+                             reflect, sampled_corners)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -119,3 +120,17 @@ def test_extract_patches_is_seeded():
     first = extract_patches(image, mask, 8, 8, 0.5, np.random.default_rng(3))
     second = extract_patches(image, mask, 8, 8, 0.5, np.random.default_rng(3))
     assert all(a.tobytes() == b.tobytes() for a, b in zip(first, second))
+
+
+def test_a_grid_fraction_keeps_a_seeded_share_of_the_grid_in_order():
+    corners = grid_corners((100, 100), 10, 10)
+    kept = sampled_corners(corners, 0.25, np.random.default_rng(0))
+    assert len(kept) == kept_count(100, 0.25) == 25 and kept == sorted(kept) and set(kept) <= set(corners)
+    assert kept == sampled_corners(corners, 0.25, np.random.default_rng(0))
+    assert kept_count(3, 0.01) == 1  # every image keeps a patch
+
+
+def test_the_whole_grid_draws_nothing_so_earlier_outputs_stay_the_same():
+    rng = np.random.default_rng(4)
+    assert sampled_corners(grid_corners((30, 30), 10, 5), 1.0, rng) == grid_corners((30, 30), 10, 5)
+    assert rng.integers(1 << 30) == np.random.default_rng(4).integers(1 << 30)

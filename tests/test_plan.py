@@ -84,6 +84,40 @@ def test_a_big_dataset_is_held_to_the_budget_and_a_small_one_is_not():
     assert small["estimate"]["steps"] >= 600
 
 
+def supply(plan: dict) -> tuple:
+    v = plan["values"]
+    return v["extract.stride"], v["augment.copies"], v["extract.grid_fraction"]
+
+
+def test_patches_cut_follow_what_training_sees_however_many_pixels_there_are():
+    """Grids overlapping by half and two copies while training sees them all; then no overlap,
+    fewer copies, a share of each grid: extract and augment write about what training reads."""
+    choices = {}
+    for count in (20, 600, 2000, 4000, 8000):
+        plan = plan_for(fingerprint(count=count))
+        stride, copies, share = choices[count] = supply(plan)
+        cut = plan["patches"]["train_per_epoch_pass"]
+        assert cut == count_patches([(512, 512)] * count, 128, stride, 0.33, share) * (copies + 1)
+        assert cut <= plan["estimate"]["patches_seen"] * 1.01
+    assert choices[20] == (64, 2, 1.0)     # 20 images x 73 patches x 3 against the ~51k patches seen
+    assert choices[600] == (128, 2, 1.0)   # 600 x 73 x 3 would be more than the ~112k seen
+    assert choices[2000] == (128, 1, 1.0)  # 2000 x 24 x 3 would be
+    assert choices[4000] == (128, 0, 1.0)
+    assert choices[8000][:2] == (128, 0) and 0.5 < choices[8000][2] < 0.6  # 192k grid patches
+
+
+def test_pinned_stride_copies_or_share_stay_and_the_others_give_way():
+    big = fingerprint(count=8000)
+    assert supply(plan_for(big, augment={"copies": 2}))[:2] == (128, 2)
+    assert supply(plan_for(big, augment={"copies": 2}))[2] < supply(plan_for(big))[2]
+    stride, copies, share = supply(plan_for(big, extract={"stride": 64}))
+    assert (stride, copies) == (64, 0) and share < 1
+    assert supply(plan_for(big, extract={"grid_fraction": 0.5})) == (128, 0, 0.5)
+    plan = plan_for(big)
+    assert "more than the" in plan["reasons"]["extract.grid_fraction"]
+    assert plan["reasons"]["extract.stride"].startswith("the patch: the grid overlapping by half")
+
+
 def test_each_step_costs_a_fixed_time_besides_its_patches():
     """Halving a pinned batch doubles the steps for the same patches, and each step's fixed cost
     with them (benchmarks/step_cost.py: 41.7 ms a step besides 10.8 ms a patch, on 2 CPU cores)."""
@@ -134,7 +168,9 @@ def test_the_plan_is_a_pure_function():
 
 def test_each_stage_gets_only_its_own_values():
     files = stage_values(plan_for(fingerprint()))
-    assert set(files["extract"]) == {"extract.patch_size", "extract.stride", "extract.fg_fraction"}
+    assert set(files["extract"]) == {"extract.patch_size", "extract.stride", "extract.fg_fraction",
+                                     "extract.grid_fraction"}
+    assert set(files["augment"]) == {"augment.copies"}
     assert set(files["predict"]) == {"predict.tile_size"}
     assert set(files["train"]) == {"model.depth", "model.base_filters", "train.batch_size", "train.loss",
                                    "train.epochs", "train.steps_per_epoch"}
@@ -170,6 +206,9 @@ def test_patch_counts_match_what_extract_cuts():
         images, _ = extract_patches(np.zeros((height, width, 1), np.float32), mask, 32, 16, 0.33, rng)
         cut += len(images)
     assert count_patches(shapes, 32, 16, 0.33) == cut
+    cut = sum(len(extract_patches(np.zeros((h, w, 1), np.float32), np.ones((h, w), np.uint8), 32, 16, 0.33,
+                                  rng, grid_fraction=0.3)[0]) for h, w in shapes)
+    assert count_patches(shapes, 32, 16, 0.33, 0.3) == cut
 
 
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])

@@ -100,6 +100,7 @@ class Extract(Section):
     patch_size: auto_or(int, ge=16) = "auto"
     stride: auto_or(int, ge=1) = "auto"
     fg_fraction: auto_or(float, ge=0, lt=1) = "auto"
+    grid_fraction: auto_or(float, gt=0, le=1) = "auto"
     shard_size: int = Field(256, ge=1)
 
     @model_validator(mode="after")
@@ -141,7 +142,7 @@ class Blur(Probability):
 
 
 class Augment(Section):
-    copies: int = Field(2, ge=0)
+    copies: auto_or(int, ge=0) = "auto"
     flip: Probability = Probability(p=0.5)
     rot90: Probability = Probability(p=0.5)
     affine: Affine = Affine(p=0.3)

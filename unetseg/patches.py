@@ -67,6 +67,19 @@ def foreground_corners(mask: np.ndarray, count: int, patch: int, rng) -> list[tu
     return centred_corners(foreground_centres(mask, count, rng), mask.shape, patch)
 
 
+def kept_count(n_grid: int, grid_fraction: float) -> int:
+    """How many of an image's `n_grid` grid patches a share `grid_fraction` keeps (at least one)."""
+    return n_grid if grid_fraction >= 1 else max(1, round(n_grid * grid_fraction))
+
+
+def sampled_corners(corners: list, grid_fraction: float, rng) -> list:
+    """A seeded share of the grid corners, in grid order; all of them (and no draw) at 1."""
+    if grid_fraction >= 1:
+        return corners
+    keep = rng.choice(len(corners), size=kept_count(len(corners), grid_fraction), replace=False)
+    return [corners[i] for i in sorted(keep)]
+
+
 def oversampled_count(n_grid: int, fg_fraction: float) -> int:
     """How many foreground-centred patches make them `fg_fraction` of all patches of an image."""
     return round(n_grid * fg_fraction / (1 - fg_fraction))
@@ -93,14 +106,15 @@ def centred_patches(image: np.ndarray, mask: np.ndarray, centres: np.ndarray,
 
 
 def extract_patches(image: np.ndarray, mask: np.ndarray, patch: int, stride: int,
-                    fg_fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
-    """The grid patches of one image, then foreground-centred ones: (N, P, P, C) and (N, P, P).
+                    fg_fraction: float, rng, grid_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The grid patches of one image (a seeded share of them for grid_fraction < 1), then
+    foreground-centred ones: (N, P, P, C) and (N, P, P).
 
     The foreground-centred patches make up `fg_fraction` of the image's patches (none if its mask
     is empty). Validation uses fg_fraction=0, the plain grid: an unbiased sample of every pixel
     once or more, so the validation Dice is not inflated by oversampled foreground.
     """
     image, mask = pad_to_patch(image, mask, patch)
-    corners = grid_corners(mask.shape, patch, stride)
+    corners = sampled_corners(grid_corners(mask.shape, patch, stride), grid_fraction, rng)
     centres = foreground_centres(mask, oversampled_count(len(corners), fg_fraction), rng)
     return cut(image, mask, corners + centred_corners(centres, mask.shape, patch), patch)

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from unetseg.errors import UserError
 from unetseg.params import check_divisible
-from unetseg.patches import grid_corners, oversampled_count
+from unetseg.patches import grid_corners, kept_count, oversampled_count
 
 MAX_DEPTH = 4                     # the classic U-Net: four poolings
 BOTTLENECK = 8                    # the deepest feature map is at least this many pixels across
@@ -47,6 +47,7 @@ BATCHNORM_COST = 1.45             # time with batch normalisation / without, 2 C
                                   # the bare step 1.34x at base 8, 1.24x at 16 (benchmarks/batchnorm_cost.py;
                                   # Keras's own layer 1.81x, 1.58x), and the stage adds to it (1.82 there
                                   # against 1.70 bare with Keras's layer)
+COPIES = 2                        # augmented versions of each training patch, while training sees them all
 OVERSAMPLE = 0.33                 # nnU-Net forces a third of each batch onto foreground
 MAJORITY = 0.5                    # foreground above this fraction needs no oversampling
 PINNED = "pinned in params.yaml"
@@ -122,10 +123,15 @@ class Planner:
     def __init__(self, params):
         self.params, self.values, self.reasons = params, {}, {}
 
-    def decide(self, key: str, planned, reason: str):
+    def pinned(self, key: str):
+        """The value params.yaml gives `key`, or None when it is `auto`."""
         section, name = key.split(".")
-        pinned = getattr(getattr(self.params, section), name)
-        if pinned != "auto":
+        value = getattr(getattr(self.params, section), name)
+        return None if value == "auto" else value
+
+    def decide(self, key: str, planned, reason: str):
+        pinned = self.pinned(key)
+        if pinned is not None:
             self.values[key], self.reasons[key] = pinned, PINNED
         else:
             self.values[key], self.reasons[key] = planned() if callable(planned) else planned, reason
@@ -148,7 +154,6 @@ def make_plan(fingerprint: dict, params) -> dict:
                         f"small; a multiple of 2**depth = {step} within the median image "
                         f"({'x'.join(map(str, fingerprint['median_shape']))})")
     _check_sizes(params, depth, patch)
-    stride = plan.decide("extract.stride", patch // 2, "half the patch: every pixel in several patches")
     foreground = fingerprint["foreground_fraction"]
     fg = plan.decide("extract.fg_fraction", OVERSAMPLE if foreground < MAJORITY else 0.0,
                      f"foreground covers {foreground:.1%} of the training pixels: "
@@ -161,13 +166,13 @@ def make_plan(fingerprint: dict, params) -> dict:
     plan.decide("predict.tile_size", max(patch, min(2 * patch, MAX_TILE) // step * step),
                 "twice the patch (at most 512): fewer tile borders, same network")
 
-    train_patches = count_patches(fingerprint["train_shapes"], patch, stride, fg) * (params.augment.copies + 1)
-    val_patches = count_patches(fingerprint["val_shapes"], patch, patch, 0.0)
     cost = CostModel(params, fingerprint, patch, depth)
     filters = plan.decide("model.base_filters", lambda: cost.widest(FILTERS, batch),
                           "the widest of 8/16/32 whose wanted training fits "
                           f"{HEADROOM}x in plan.train_minutes ({params.plan.train_minutes:g})")
     steps = cost.steps(filters, batch)
+    train_patches = patch_supply(plan, fingerprint["train_shapes"], patch, fg, steps * batch)
+    val_patches = count_patches(fingerprint["val_shapes"], patch, patch, 0.0)
     epochs, steps_per_epoch = rounds(plan, steps, train_patches, batch)
     estimate = cost.estimate(filters, batch, epochs * steps_per_epoch, epochs, val_patches)
     if plan.reasons["model.base_filters"] != PINNED:
@@ -179,6 +184,37 @@ def make_plan(fingerprint: dict, params) -> dict:
         "estimate": estimate,
         "budget": {"train_minutes": params.plan.train_minutes, "gflops": params.plan.gflops},
     }
+
+
+def patch_supply(plan: Planner, shapes, patch: int, fg_fraction: float, seen: int) -> int:
+    """Stride, augmented copies and the share of each image's grid cut, for the most training patches
+    up to what training will see (`seen`: steps x batch). In order of preference: grids overlapping
+    by half and COPIES copies, no overlap, fewer copies, a seeded share of each image's grid. So
+    extract and augment write, and DVC stores, about what training reads, however large the data.
+    Returns the patches of one pass (every cut patch and its copies)."""
+    def supply(stride, copies, share):
+        return count_patches(shapes, patch, stride, fg_fraction, share) * (copies + 1)
+
+    preferred = [(patch // 2, COPIES), (patch, COPIES)] + [(patch, c) for c in reversed(range(COPIES))]
+    stride_pin, copies_pin, share_pin = (plan.pinned(key) for key in
+                                         ("extract.stride", "augment.copies", "extract.grid_fraction"))
+    options = [(stride_pin or stride, copies if copies_pin is None else copies_pin) for stride, copies in preferred]
+    share = share_pin or 1.0
+    fitting = [option for option in options if supply(*option, share) <= seen]
+    stride, copies = fitting[0] if fitting else options[-1]
+    if not fitting and share_pin is None:
+        share = float(f"{seen / supply(stride, copies, 1.0):.3g}")
+    too_many = (f"the grid overlapping by half with {COPIES} augmented copies would give "
+                f"{supply(patch // 2, COPIES, 1.0)} patches a pass, more than the {seen} training sees")
+    plan.decide("extract.stride", stride, "half the patch: every pixel in several patches"
+                if stride == patch // 2 else f"the patch: {too_many}")
+    plan.decide("augment.copies", copies, f"{copies} augmented version{'' if copies == 1 else 's'} of each "
+                "training patch" + ("" if copies == COPIES else f": {too_many}"))
+    plan.decide("extract.grid_fraction", share, "every grid patch" if share == 1 else
+                f"{share:g} of each training image's grid, a seeded draw: even without overlap or copies "
+                f"the grid gives {supply(stride, copies, 1.0)} patches, more than the {seen} training sees")
+    v = plan.values
+    return supply(v["extract.stride"], v["augment.copies"], v["extract.grid_fraction"])
 
 
 def rounds(plan: Planner, steps: int, train_patches: int, batch: int) -> tuple[int, int]:
@@ -252,12 +288,12 @@ def normalisation_cost(batchnorm: bool) -> float:
     return BATCHNORM_COST if batchnorm else 1.0
 
 
-def count_patches(shapes, patch: int, stride: int, fg_fraction: float) -> int:
+def count_patches(shapes, patch: int, stride: int, fg_fraction: float, grid_fraction: float = 1.0) -> int:
     """Exactly what `unetseg.patches.extract_patches` cuts from images of these sizes (assuming
     every mask holds some foreground, as oversampling needs)."""
     total = 0
     for height, width in shapes:
-        grid = len(grid_corners((max(height, patch), max(width, patch)), patch, stride))
+        grid = kept_count(len(grid_corners((max(height, patch), max(width, patch)), patch, stride)), grid_fraction)
         total += grid + oversampled_count(grid, fg_fraction)
     return total
 
@@ -276,7 +312,8 @@ def _check_sizes(params, depth: int, patch: int) -> None:
 
 def stage_values(plan: dict) -> dict[str, dict]:
     """The planned values each consumer stage reads, one file each, so that a change reruns only it."""
-    readers = {"extract": ("extract.",), "train": ("model.", "train."), "predict": ("predict.",)}
+    readers = {"extract": ("extract.",), "augment": ("augment.",), "train": ("model.", "train."),
+               "predict": ("predict.",)}
     return {stage: {key: value for key, value in plan["values"].items() if key.startswith(prefixes)}
             for stage, prefixes in readers.items()}
 
