@@ -8,9 +8,9 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, run_stage, write_json
 from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_trainable, check_validation, find_pairs,
-                             instance_labels, integrity_report, integrity_warnings, mask_to_classes,
+                             instance_labels, integrity_report, integrity_warnings, mask_to_classes, read_user_mask,
                              resolve_channels, resolve_mask_type, split_stems)
-from unetseg.imageio import read_image, read_mask
+from unetseg.imageio import read_image
 from unetseg.normalize import choose_inversion, dataset_statistics, has_bright_background, normalize, object_contrast
 
 OUT = "data/prepared"
@@ -70,7 +70,7 @@ def normalization_spec(cfg, train_images, channels: int) -> dict:
 def read_prepared(image_path, mask_path, spec: dict, channels: int, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One pair as prepare writes it: the normalised image, the mask as read, and its class ids."""
     image = normalize(read_image(image_path, channels), spec)
-    mask = read_mask(mask_path)
+    mask, _ = read_user_mask(mask_path, data.num_classes, data.mask_type)
     return image, mask, mask_to_classes(mask, data.num_classes, mask_path, data.mask_type)
 
 

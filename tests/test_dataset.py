@@ -4,8 +4,8 @@ import tifffile
 from PIL import Image
 
 from unetseg.dataset import (check_explicit_split, check_pair, check_trainable, find_pairs, instance_labels,
-                             integrity_report, integrity_warnings, list_images, mask_to_classes, resolve_channels,
-                             resolve_mask_type, split_stems)
+                             integrity_report, integrity_warnings, is_binary, list_images, mask_to_classes,
+                             read_user_mask, resolve_channels, resolve_mask_type, split_stems)
 from unetseg.errors import UserError
 
 
@@ -103,7 +103,7 @@ def test_integrity_report_counts_sizes_dtypes_classes_and_empty_masks():
         "height": {"min": 6, "max": 10}, "width": {"min": 4, "max": 8}, "distinct_sizes": 2,
         "dtypes": {"uint16": 1, "uint8": 2}, "colour_images": 1, "channels": {"param": "auto", "used": 3},
         "class_pixel_fraction": {"0": round(104 / 136, 6), "1": round(32 / 136, 6)},
-        "empty_masks": {"count": 1, "images": ["b"]},
+        "empty_masks": {"count": 1, "images": ["b"]}, "soft_masks": {"count": 0, "images": []},
     }
 
 
@@ -199,3 +199,63 @@ def test_mask_type_auto_is_instances_when_some_mask_holds_ids():
 def test_negative_mask_values_are_refused():
     with pytest.raises(UserError, match=r"m\.png: mask value -1 is negative"):
         mask_to_classes(np.array([0, -1]), 1, "m.png")
+
+
+def discs(shape=(64, 64), radius=9, step=24) -> np.ndarray:
+    """0/255 discs, some of them touching."""
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
+    mask = np.zeros(shape, np.uint8)
+    for y in range(radius + 2, shape[0] - radius, step):
+        for x in range(radius + 2, shape[1] - radius, step - 6):
+            mask[(rows - y) ** 2 + (cols - x) ** 2 <= radius**2] = 255
+    return mask
+
+
+def test_a_resized_0_255_mask_is_made_binary_again_and_reported(tmp_path):
+    sharp = discs((128, 128))
+    blurred = np.asarray(Image.fromarray(sharp).resize((96, 96), Image.BILINEAR))
+    assert len(np.unique(blurred)) > 20  # values all along the edges
+    Image.fromarray(blurred).save(tmp_path / "m.png")
+    Image.fromarray(np.zeros((96, 96), np.uint8)).save(tmp_path / "i.png")
+    mask, soft = read_user_mask(tmp_path / "m.png")
+    assert soft and set(np.unique(mask).tolist()) == {0, 255}
+    assert np.array_equal(mask > 0, blurred >= 128)
+    summary = check_pair(tmp_path / "i.png", tmp_path / "m.png", 1)
+    assert summary["soft_mask"] and not summary["object_ids"]  # not 60 object ids
+    report = integrity_report({"m": summary}, {"train": ["m"]}, 1, 1)
+    assert report["soft_masks"] == {"count": 1, "images": ["m"]}
+    assert integrity_warnings(report, "percentile")[0].startswith(
+        "1 of 1 masks hold values between 0 and 255, e.g. 'm', as JPEG or resizing leave")
+
+
+def test_jpeg_masks_are_read_when_binary_and_refused_otherwise(tmp_path):
+    Image.fromarray(discs()).save(tmp_path / "m.jpg", quality=75)
+    mask, _ = read_user_mask(tmp_path / "m.jpg")
+    assert set(np.unique(mask).tolist()) <= {0, 255}
+    assert np.count_nonzero((mask > 0) != (discs() > 0)) < 0.01 * mask.size
+    for kwargs in ({"num_classes": 3}, {"mask_type": "instances"}):
+        with pytest.raises(UserError, match=r"m\.jpg: JPEG mask, .* \(JPEG only for binary 0/255 masks of one class\)"):
+            read_user_mask(tmp_path / "m.jpg", **kwargs)
+    ids = np.zeros((8, 8), np.uint8)
+    ids[1:3, 1:3], ids[5:7, 5:7] = 1, 2
+    Image.fromarray(ids).save(tmp_path / "ids.jpg", quality=100)
+    with pytest.raises(UserError, match="JPEG only for binary 0/255 masks of one class"):
+        read_user_mask(tmp_path / "ids.jpg")
+
+
+def test_object_ids_are_not_taken_for_a_blurred_mask(tmp_path):
+    ids = np.zeros((16, 256), np.uint8)
+    for index in range(255):  # 255 objects of 16 px: the last six hold 6/255 of the foreground
+        ids[:, index] = index + 1
+    Image.fromarray(ids).save(tmp_path / "ids.png")
+    mask, soft = read_user_mask(tmp_path / "ids.png")
+    assert not soft and np.array_equal(mask, ids)
+    mask, soft = read_user_mask(tmp_path / "ids.png", mask_type="instances")
+    assert not soft
+
+
+def test_a_16_bit_0_65535_mask_is_binary():
+    assert is_binary(np.array([0, 65535])) and not is_binary(np.array([0, 255, 65535]))
+    mask = np.zeros((6, 6), np.uint16)
+    mask[0:2, 0:2] = mask[4:6, 4:6] = 65535
+    assert instance_labels(mask).max() == 2  # its connected components, not one object of id 65535

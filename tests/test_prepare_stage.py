@@ -160,6 +160,26 @@ def test_prepare_reports_the_dataset_and_warns_about_empty_masks(dataset):
     assert report["channels"] == {"param": "auto", "used": 1}
 
 
+def test_jpeg_masks_of_one_class_are_cut_at_128_and_reported(tmp_path):
+    """As Kvasir-SEG ships them; with mask_type auto they must not pass for maps of object ids."""
+    make_dataset(tmp_path)
+    for path in sorted((tmp_path / "raw/masks").glob("*.png")):
+        Image.open(path).save(path.with_suffix(".jpg"), quality=75)
+        path.unlink()
+    write_params(tmp_path, {**PARAMS, "data": {**PARAMS["data"], "mask_type": "auto"}})
+    result = run_stage("prepare", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning: 6 of 6 masks hold values between 0 and 255, e.g. 'img0'" in result.stderr
+    report = json.loads((tmp_path / "reports/data.json").read_text())
+    assert report["mask_type"] == "semantic" and report["soft_masks"]["count"] == 6 and report["objects"] == 6
+    manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())
+    stem = manifest["splits"]["train"][0]
+    mask = np.load(tmp_path / f"data/prepared/train/masks/{stem}.npy")
+    assert np.count_nonzero(mask) == 10 * 15  # the rectangle, edges exact after the cut
+    write_params(tmp_path, {**PARAMS, "data": {**PARAMS["data"], "num_classes": 3}})
+    assert "JPEG only for binary 0/255 masks of one class" in error_line(run_stage("prepare", tmp_path))
+
+
 def make_mixed_polarity(root, count=6):
     """Bright objects on dark (fluorescence) in even images, dark on bright (brightfield) in odd ones."""
     for sub in ("images", "masks"):

@@ -4,9 +4,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from unetseg.errors import UserError
-from unetseg.imageio import IMAGE_SUFFIXES, is_colour, read_mask, read_native
+from unetseg.imageio import IMAGE_SUFFIXES, JPEG_SUFFIXES, is_colour, jpeg_mask_error, read_mask, read_native
 from unetseg.instances import labels_from_mask
 
 SPLITS = ("train", "val", "test")
@@ -44,6 +45,42 @@ def find_pairs(images_dir, masks_dir) -> list[tuple[str, Path, Path]]:
     return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
 
 
+SOFT_LEVEL = 128      # a blurred 0/255 mask is foreground from here up
+SOFT_BANDS = (64, 192)  # below: background, from here up: foreground, between: the blur
+SOFT_REACH = 4        # px: a blur lies within this of both (JPEG's ringing, a resize's edge band)
+
+
+def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple[np.ndarray, bool]:
+    """A mask as the pipeline takes it, and whether it was a blurred binary mask made hard again.
+
+    For one class (unless data.mask_type says instances), a 0/255 mask blurred by JPEG compression
+    or by resizing, values between 0 and 255 at its edges, is cut at 128 instead of passing for
+    object ids. JPEG masks are taken only so: their lossy compression changes ids and classes."""
+    mask = read_mask(path, jpeg=True)
+    jpeg = Path(path).suffix.lower() in JPEG_SUFFIXES
+    if jpeg and (num_classes != 1 or mask_type == "instances" or mask.max(initial=0) < SOFT_LEVEL):
+        raise jpeg_mask_error(path)
+    binary_kind = num_classes == 1 and mask_type != "instances"
+    if binary_kind and not is_binary(np.unique(mask)) and (jpeg or is_blurred_binary(mask)):
+        return np.where(mask >= SOFT_LEVEL, 255, 0).astype(np.uint8), True
+    return mask, False
+
+
+def is_blurred_binary(mask: np.ndarray) -> bool:
+    """A 0/255 mask with its edges blurred: its top value 250..255 and at least 90 % of its middle
+    values (64..191) within SOFT_REACH px of both foreground and background. Object ids fill whole
+    objects with middle values; on 100 DSB2018 masks JPEG-compressed (quality 30-95) or resized
+    (0.5-5x, bilinear, bicubic, Lanczos), 1,895 of 1,900 are recognised, and 1 of 200 label maps
+    (ids spread over 0-255 or wrapped at 256) is mistaken for one (benchmarks/blurred_masks.py)."""
+    if not 250 <= mask.max(initial=0) <= 255:
+        return False
+    low, high = mask < SOFT_BANDS[0], mask >= SOFT_BANDS[1]
+    middle = ~low & ~high
+    near_both = (ndimage.binary_dilation(low, iterations=SOFT_REACH)
+                 & ndimage.binary_dilation(high, iterations=SOFT_REACH))
+    return bool(np.count_nonzero(middle & ~near_both) <= 0.1 * np.count_nonzero(middle))
+
+
 def mask_to_classes(mask: np.ndarray, num_classes: int, path, mask_type: str = "auto") -> np.ndarray:
     """Class ids as uint8: for one class, binary masks (0/1 or 0/255) and object-id masks (unless
     mask_type is semantic) become 0/1; for several, values must be 0..num_classes-1."""
@@ -63,7 +100,8 @@ def mask_to_classes(mask: np.ndarray, num_classes: int, path, mask_type: str = "
 
 
 def is_binary(values: np.ndarray) -> bool:
-    return set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}
+    """0/1, 0/255 or 0/65535 (a 16-bit export of a binary mask)."""
+    return any(set(values.tolist()) <= {0, top} for top in (1, 255, 65535))
 
 
 def _some(values: np.ndarray) -> str:
@@ -86,14 +124,15 @@ def resolve_mask_type(mask_type: str, num_classes: int, summaries: dict[str, dic
 def check_pair(image_path, mask_path, num_classes: int, mask_type: str = "auto") -> dict:
     """Decode one pair fully, check sizes and mask values (one pair in memory at a time); summarise it."""
     image = read_native(image_path)
-    mask = read_mask(mask_path)
+    mask, soft = read_user_mask(mask_path, num_classes, mask_type)
     if mask.shape[:2] != image.shape[:2]:
         raise UserError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
                         f"{image.shape[0]}x{image.shape[1]} (height x width); they must match")
     classes = mask_to_classes(mask, num_classes, mask_path, mask_type)
     class_pixels = np.bincount(classes.ravel(), minlength=max(num_classes, 2))
     summary = {"shape": [int(s) for s in image.shape[:2]], "dtype": str(image.dtype), "colour": is_colour(image),
-               "class_pixels": class_pixels.tolist(), "foreground_fraction": float(1 - class_pixels[0] / classes.size)}
+               "class_pixels": class_pixels.tolist(), "foreground_fraction": float(1 - class_pixels[0] / classes.size),
+               **({"soft_mask": True} if soft else {})}
     if num_classes == 1:
         values = np.unique(mask)
         summary["object_ids"] = not is_binary(values)
@@ -127,6 +166,7 @@ def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], c
     widths = [summary["shape"][1] for summary in summaries.values()]
     class_pixels = np.sum([summary["class_pixels"] for summary in summaries.values()], axis=0)
     empty = sorted(stem for stem, summary in summaries.items() if summary["foreground_fraction"] == 0)
+    soft = sorted(stem for stem, summary in summaries.items() if summary.get("soft_mask"))
     return {
         "images": len(summaries),
         "split": {name: len(members) for name, members in splits.items()},
@@ -138,6 +178,7 @@ def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], c
         "channels": {"param": channels_param, "used": channels},
         "class_pixel_fraction": {str(c): round(float(n / class_pixels.sum()), 6) for c, n in enumerate(class_pixels)},
         "empty_masks": {"count": len(empty), "images": empty},
+        "soft_masks": {"count": len(soft), "images": soft},
         **({"objects": sum(summary["objects"] for summary in summaries.values())}
            if all("objects" in summary for summary in summaries.values()) else {}),
     }
@@ -153,6 +194,11 @@ def integrity_warnings(report: dict, normalize: str) -> list[str]:
     if empty["count"]:
         warnings.append(f"{empty['count']} of {report['images']} masks are empty (background only), e.g. "
                         f"'{empty['images'][0]}': fine for true negatives, otherwise check those masks")
+    soft = report.get("soft_masks", {"count": 0})
+    if soft["count"]:
+        warnings.append(f"{soft['count']} of {report['images']} masks hold values between 0 and 255, e.g. "
+                        f"'{soft['images'][0]}', as JPEG or resizing leave a 0/255 mask's edges: read as "
+                        f"foreground from {SOFT_LEVEL} up; save masks as 0/255 PNG or TIFF to keep their edges exact")
     for label, fraction in report["class_pixel_fraction"].items():
         if label == "0":
             continue

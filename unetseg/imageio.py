@@ -56,11 +56,12 @@ def image_pixels(path) -> int:
         return 0
 
 
-def read_mask(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A mask as (H, W) integers; palette PNGs give their indices, not their colours."""
-    if Path(path).suffix.lower() in JPEG_SUFFIXES:
-        raise UserError(f"{path}: JPEG mask, whose lossy compression changes label values at object edges; "
-                        "re-export masks as PNG or TIFF")
+def read_mask(path, max_pixels: int = MAX_PIXELS, jpeg: bool = False) -> np.ndarray:
+    """A mask as (H, W) integers; palette PNGs give their indices, not their colours. JPEG only with
+    `jpeg` (for binary masks, `unetseg.dataset.read_user_mask`): its lossy compression changes label
+    values at object edges."""
+    if Path(path).suffix.lower() in JPEG_SUFFIXES and not jpeg:
+        raise jpeg_mask_error(path)
     array = _read_array(path, keep_palette=True, max_pixels=max_pixels)
     if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, array.shape[-1])):
         raise UserError(f"{path}: colour mask; save masks as gray, palette or label-id images")
@@ -69,6 +70,11 @@ def read_mask(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         if not np.array_equal(array, np.round(array)):
             raise UserError(f"{path}: mask has non-integer values; save class ids as integers")
     return array.astype(np.int64) if array.dtype != np.uint8 else array
+
+
+def jpeg_mask_error(path) -> UserError:
+    return UserError(f"{path}: JPEG mask, whose lossy compression changes label values at object edges; "
+                     "re-export masks as PNG or TIFF (JPEG only for binary 0/255 masks of one class)")
 
 
 def write_png(path, array: np.ndarray) -> None:

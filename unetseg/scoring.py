@@ -3,8 +3,8 @@
 Masks pair by file name stem (`a.png` with `a.tif`). Either side may be binary (0/1, 0/255) or
 object ids (0 = background), as most tools write them (Cellpose, StarDist, ilastik, QuPath). For
 one class the foreground is every non-zero pixel and the objects are the ids, or the 8-connected
-components of a binary mask; a predicted `<stem>_instances.png` (what `unetseg predict` writes)
-gives the predicted objects when present. For several classes the masks are class ids and only the
+components of a binary mask (one blurred by JPEG or resizing is cut at 128 first); a predicted
+`<stem>_instances.png` (what `unetseg predict` writes) gives the predicted objects when present. For several classes the masks are class ids and only the
 pixel scores apply.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unetseg.dataset import instance_labels, list_images
+from unetseg.dataset import instance_labels, list_images, read_user_mask
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask
 from unetseg.instances import evaluate_instances, headline, summarize_instances
@@ -27,7 +27,8 @@ def score_folders(predictions, truths, num_classes: int = 1, progress=iter) -> d
     pairs = paired_files(Path(predictions), Path(truths))
     pixels, objects, rows = [], [], []
     for stem, predicted_path, true_path in progress(pairs):
-        truth, predicted = read_mask(true_path), read_mask(predicted_path)
+        truth = read_user_mask(true_path, num_classes)[0]
+        predicted = read_user_mask(predicted_path, num_classes)[0]
         if truth.shape != predicted.shape:
             raise UserError(f"{predicted_path}: {predicted.shape[0]}x{predicted.shape[1]} but the true mask "
                             f"{true_path} is {truth.shape[0]}x{truth.shape[1]}; they must match")
