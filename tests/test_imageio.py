@@ -90,6 +90,17 @@ def test_jpeg_images_read_as_8_bit(tmp_path, suffix):
     assert colour.dtype == gray.dtype == np.uint8
 
 
+def test_bmp_images_and_gif_masks_are_read(tmp_path):
+    """GlaS ships BMP images and label maps, DRIVE its vessel masks as GIF."""
+    assert {".bmp", ".gif"} <= set(IMAGE_SUFFIXES)
+    assert np.array_equal(read_native(save(tmp_path / "c.bmp", RGB8)), RGB8)
+    labels = (GRAY8 % 4).astype(np.uint8)
+    assert np.array_equal(read_mask(save(tmp_path / "l.bmp", labels)), labels)
+    vessels = np.where(GRAY8 > 128, 255, 0).astype(np.uint8)
+    Image.fromarray(vessels).convert("P").save(tmp_path / "v.gif")
+    assert np.array_equal(read_mask(tmp_path / "v.gif") > 0, vessels > 0)
+
+
 def test_pillows_own_size_limit_does_not_apply(tmp_path, monkeypatch):
     """Pillow refuses images over its MAX_IMAGE_PIXELS; only our max_pixels should decide."""
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)

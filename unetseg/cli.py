@@ -49,7 +49,7 @@ def add_predict(commands) -> None:
                     "appears whole or not at all.")
     parser.set_defaults(command=run_predict)
     parser.add_argument("--input", required=True, type=Path,
-                        help="an image file or a folder of images (.png, .tif, .tiff, .jpg, .jpeg)")
+                        help="an image file or a folder of images (.png, .tif, .tiff, .jpg, .jpeg, .bmp, .gif)")
     parser.add_argument("--output", required=True, type=Path, help="folder for the outputs (created if needed)")
     parser.add_argument("--model", default=MODEL, type=Path,
                         help=f"a .keras model with the preprocessing.json training wrote beside it (default: {MODEL})")

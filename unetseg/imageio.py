@@ -1,4 +1,4 @@
-"""Read and write images and masks: PNG, TIFF and JPEG, 8/16-bit, gray, RGB, RGBA and palette."""
+"""Read and write images and masks: PNG, TIFF, JPEG, BMP and GIF, 8/16-bit, gray, RGB, RGBA and palette."""
 
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +9,7 @@ from PIL import Image
 
 from unetseg.errors import UserError
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")  # BMP: GlaS; GIF: DRIVE's masks
 TIFF_SUFFIXES = (".tif", ".tiff")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 MAX_PIXELS = 1_000_000_000
