@@ -83,7 +83,9 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "synthetic_min_size-768_max_size-768_nuclei_per_image-110-360_train_minutes-3":
              "synthetic, 768 × 768 images, `plan.train_minutes: 3` (grid without overlap, planned)",
          "synthetic_min_size-768_max_size-768_nuclei_per_image-110-360_train_minutes-3_stride-64_copies-2_grid_fraction-1":
-             "synthetic, 768 × 768, 3 min, the half-overlapping grid pinned"}
+             "synthetic, 768 × 768, 3 min, the half-overlapping grid pinned",
+         "enlarged_train_minutes-5": "synthetic enlarged 4x (nuclei ~170 px), 5 min budget (scale 0.5, planned)",
+         "enlarged_train_minutes-5_scale-1": "synthetic enlarged 4x, 5 min budget, `extract.scale: 1` pinned"}
 ORDER = list(NAMES)
 
 

@@ -1,6 +1,6 @@
 """Stage extract: cut train and val images into patch shards (train with foreground oversampling).
 
-Patch size, stride, oversampling and the share of each train image's grid come from the plan;
+Scale, patch size, stride, oversampling and the share of each train image's grid come from the plan;
 validation uses a grid without overlap (stride = patch), enough to score every pixel once. The masks
 cut are the training target: the prepared class ids; for data.target boundary the background/
 interior/boundary classes of the prepared object labels; for weighted the objects parted where they
@@ -16,6 +16,7 @@ from tqdm import tqdm
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage
 from unetseg.instances import boundary_classes, contact_weights, resolve_target, weighted_target
 from unetseg.patches import extract_patches
+from unetseg.scale import rescaled_image, rescaled_labels
 from unetseg.shards import ShardWriter
 
 PREPARED = Path("data/prepared")
@@ -25,7 +26,7 @@ OUT = "data/patches"
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     shard_size, plan = params.extract.shard_size, read_plan("extract")
-    patch = plan["extract.patch_size"]
+    patch, scale = plan["extract.patch_size"], plan["extract.scale"]
     manifest = read_json(PREPARED / "manifest.json")
     target = resolve_target(params.data.target, manifest["num_classes"], manifest["mask_type"])
     counts = {}
@@ -36,8 +37,8 @@ def main(argv) -> None:
             out = stack.enter_context(atomic_dir(f"{OUT}/{split}"))
             writer = ShardWriter(out, patch, manifest["channels"], shard_size, weights=has_weights(target, params.data))
             for index, stem in enumerate(tqdm(manifest["splits"][split], desc=f"extract {split}")):
-                image = np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r")
-                mask, weights = target_mask(PREPARED / split, stem, target, params.data)
+                image = rescaled_image(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r"), scale)
+                mask, weights = target_mask(PREPARED / split, stem, target, params.data, scale)
                 rng = np.random.default_rng([params.base.seed, index])
                 if weights is None:
                     writer.add(*extract_patches(image, mask, patch, stride, fg_fraction, rng, share), source=index)
@@ -46,8 +47,9 @@ def main(argv) -> None:
                                                      rng, share)
                     writer.add(stacked[..., :-1], masks, index, stacked[..., -1])
             gap = {"gap_width": params.data.boundary_width} if target == "weighted" else {}
+            scaled = {"scale": scale} if scale != 1 else {}
             writer.close(source_images=len(manifest["splits"][split]), stride=stride, grid_fraction=share,
-                         fg_fraction=fg_fraction, shard_size=shard_size, **gap)
+                         fg_fraction=fg_fraction, shard_size=shard_size, **gap, **scaled)
             counts[split] = writer.count
     print(f"extract: {counts['train']} train and {counts['val']} val patches of {patch}x{patch} ({target} target) "
           f"-> {OUT}/")
@@ -58,17 +60,17 @@ def has_weights(target: str, data) -> bool:
     return target == "weighted" or (target == "boundary" and data.contact_weight > 0)
 
 
-def target_mask(folder: Path, stem: str, target: str, data) -> tuple[np.ndarray, np.ndarray | None]:
-    """The training target of one image, and its loss weights (weighted target, and boundary with
-    contact_weight)."""
+def target_mask(folder: Path, stem: str, target: str, data, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training target of one image at `scale`, and its loss weights (weighted target, and boundary
+    with contact_weight)."""
     if target == "boundary":
-        labels = np.load(folder / "labels" / f"{stem}.npy")
+        labels = rescaled_labels(np.load(folder / "labels" / f"{stem}.npy"), scale)
         weights = contact_weights(labels, data.contact_weight, data.border_sigma) if has_weights(target, data) else None
         return boundary_classes(labels, data.boundary_width), weights
     if target == "weighted":
-        return weighted_target(np.load(folder / "labels" / f"{stem}.npy"), data.boundary_width,
+        return weighted_target(rescaled_labels(np.load(folder / "labels" / f"{stem}.npy"), scale), data.boundary_width,
                                data.border_weight, data.border_sigma)
-    return np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r"), None
+    return rescaled_labels(np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r"), scale), None
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Stage predict: overlap-tile prediction of whole test images, and their objects.
 
+Each image goes through the network at the scale the model trained at (the plan's extract.scale) and
+its output back to the image's size, so masks, objects and scores are at full size.
+
 For the boundary and weighted targets with the seed knobs (predict.seed_threshold, or seed_sigma and
 seed_depth) or predict.min_object_size auto, the stage first predicts the validation images and keeps
 the values whose objects match theirs best (data/predictions/postprocess.json, with the model's MD5:
@@ -20,7 +23,7 @@ from unetseg.files import file_md5
 from unetseg.inference import (MODEL_MD5, in_workers, keras, load_model, objects_pool, predict_probabilities,
                                resolved_auto, written_prediction)
 from unetseg.instances import MIN_SIZES, best_postprocessing, postprocessing_scores, seed_candidates, seed_rule
-from unetseg.modelfile import model_gap, model_target, read_preprocessing
+from unetseg.modelfile import model_gap, model_scale, model_target, read_preprocessing
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
@@ -31,14 +34,14 @@ def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     params = with_predict(params, {"tile_size": read_plan("predict")["predict.tile_size"]})
     model, preprocessing = load_model(MODEL), read_preprocessing(MODEL)
-    target, gap = model_target(preprocessing), model_gap(preprocessing)
+    target, gap, scale = model_target(preprocessing), model_gap(preprocessing), model_scale(preprocessing)
     splits = read_json(PREPARED / "manifest.json")["splits"]
     objects = target in OBJECT_TARGETS
     with objects_pool(image_pixels(splits) if objects else []) as pool:
-        choice = choose_postprocessing(model, splits["val"], params, target, gap, pool) if objects else {}
+        choice = choose_postprocessing(model, splits["val"], params, target, gap, scale, pool) if objects else {}
         params = with_predict(params, resolved_auto(params.predict, choice))
         with atomic_dir(OUT) as out:
-            tasks = ((out, stem, output_of_test_image(model, stem, params), params, target, gap)
+            tasks = ((out, stem, output_of_test_image(model, stem, params, scale), params, target, gap)
                      for stem in splits["test"])
             for _ in tqdm(in_workers(pool, written_prediction, tasks), total=len(splits["test"]), desc="predict"):
                 pass
@@ -52,13 +55,13 @@ def image_pixels(splits: dict) -> list[int]:
             for split in ("val", "test") for stem in splits[split]]
 
 
-def output_of_test_image(model: keras.Model, stem: str, params: Params) -> np.ndarray:
+def output_of_test_image(model: keras.Model, stem: str, params: Params, scale: float) -> np.ndarray:
     path = PREPARED / "test" / "images" / f"{stem}.npy"
-    return predict_probabilities(model, np.load(path), params, path)
+    return predict_probabilities(model, np.load(path), params, path, scale)
 
 
 def choose_postprocessing(model: keras.Model, val: list[str], params: Params, target: str, gap: int,
-                          pool=None) -> dict:
+                          scale: float = 1.0, pool=None) -> dict:
     """For the boundary and weighted targets, the seed and minimum object size knobs left auto: the
     values whose objects score the best AP@0.5 on the validation images (a pinned value stays as it is)."""
     cfg = params.predict
@@ -74,7 +77,7 @@ def choose_postprocessing(model: keras.Model, val: list[str], params: Params, ta
         for stem in tqdm(val, desc="choose post-processing"):
             path = PREPARED / "val" / "images" / f"{stem}.npy"
             truth = np.load(PREPARED / "val" / "labels" / f"{stem}.npy")
-            yield truth, predict_probabilities(model, np.load(path), params, path)
+            yield truth, predict_probabilities(model, np.load(path), params, path, scale)
 
     scores = postprocessing_scores(validation_outputs(), cfg.threshold, seeds, sizes, target, gap,
                                    mapper=partial(in_workers, pool))

@@ -88,7 +88,8 @@ def main(argv) -> None:
         save_model(computing_in_float32(with_keras_batchnorm(model)), models_dir / "unet.keras")
         preprocessing = {key: prepared[key] for key in ("channels", "num_classes", "normalization")}
         gap = {"gap_width": val.manifest["gap_width"]} if target == "weighted" else {}
-        write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target, **gap})
+        scale = {"scale": val.manifest["scale"]} if "scale" in val.manifest else {}
+        write_json(models_dir / "preprocessing.json", {**preprocessing, "target": target, **gap, **scale})
     if chief:
         one_channel = target in ("binary", "weighted")  # the all-foreground baseline needs a foreground channel
         baseline = all_foreground_dice(val.manifest["foreground_fraction"]) if one_channel else None

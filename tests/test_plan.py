@@ -55,8 +55,25 @@ def test_large_objects_get_patches_that_hold_two_of_them():
     assert "diameter (99.94 px, 95th percentile)" in plan["reasons"]["extract.patch_size"]
 
 
+def test_huge_objects_halve_the_images_until_they_fit_a_patch():
+    plan = plan_for(fingerprint((2048, 3072), count=2, radius=200))  # 400 px across: halved twice
+    values = plan["values"]
+    assert values["extract.scale"] == 0.25 and values["model.depth"] == 4
+    assert values["extract.patch_size"] == 208  # 2 x 100 px, at a quarter of the size
+    assert "predict scales each image the same way and its output back" in plan["reasons"]["extract.scale"]
+    assert plan_for(fingerprint((512, 512), radius=10))["values"]["extract.scale"] == 1.0
+
+
+def test_the_scale_keeps_the_median_image_at_least_a_patch_across():
+    big_objects = {"count": 2, "radius": 90}  # 180 px across: twice that is over 256
+    assert plan_for(fingerprint((240, 320), **big_objects))["values"]["extract.scale"] == 1.0  # 120 px: too small
+    assert plan_for(fingerprint((300, 400), **big_objects))["values"]["extract.scale"] == 0.5  # 150 px
+    pinned = plan_for(fingerprint((300, 400), **big_objects), extract={"scale": 1})
+    assert pinned["values"]["extract.scale"] == 1 and pinned["reasons"]["extract.scale"] == "pinned in params.yaml"
+
+
 def test_huge_images_and_objects_cap_the_patch():
-    values = plan_for(fingerprint((2048, 3072), count=2, radius=200))["values"]
+    values = plan_for(fingerprint((2048, 3072), count=2, radius=200), extract={"scale": 1})["values"]
     assert values["extract.patch_size"] == 256 and values["model.depth"] == 4
 
 
@@ -168,7 +185,7 @@ def test_the_plan_is_a_pure_function():
 
 def test_each_stage_gets_only_its_own_values():
     files = stage_values(plan_for(fingerprint()))
-    assert set(files["extract"]) == {"extract.patch_size", "extract.stride", "extract.fg_fraction",
+    assert set(files["extract"]) == {"extract.scale", "extract.patch_size", "extract.stride", "extract.fg_fraction",
                                      "extract.grid_fraction"}
     assert set(files["augment"]) == {"augment.copies"}
     assert set(files["predict"]) == {"predict.tile_size"}

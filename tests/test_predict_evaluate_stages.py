@@ -243,6 +243,27 @@ def test_boundary_target_with_contact_weights_trains_on_weighted_shards(tiny_cop
     assert losses[0] != losses[1], "the weights change the loss"
 
 
+def test_a_planned_scale_trains_on_resized_images_and_predicts_at_their_own_size(tiny_copy):
+    """extract.scale 0.5: the patches are cut from images at half size, the model records the scale,
+    and predict resizes each image for it and its output back: masks and scores at full size."""
+    values = yaml.safe_load((tiny_copy / "params.yaml").read_text())
+    values["extract"] = {**values["extract"], "scale": 0.5, "patch_size": 16, "stride": 16}
+    values["model"] = {**values["model"], "depth": 1}
+    values["predict"] = {**values["predict"], "tile_size": 32}
+    (tiny_copy / "params.yaml").write_text(yaml.safe_dump(values))
+    for stage in ("plan", "extract", "augment", "train", "predict", "measure", "evaluate"):
+        result = run_stage(stage, tiny_copy)
+        assert result.returncode == 0, f"{stage}: {result.stderr}"
+    assert json.loads((tiny_copy / "data/patches/val/manifest.json").read_text())["scale"] == 0.5
+    assert json.loads((tiny_copy / "models/preprocessing.json").read_text())["scale"] == 0.5
+    manifest = json.loads((tiny_copy / "data/prepared/manifest.json").read_text())
+    for stem in manifest["splits"]["test"]:
+        shape = tuple(manifest["images"][stem]["shape"])
+        assert np.asarray(Image.open(tiny_copy / f"data/predictions/{stem}.png")).shape == shape
+        assert np.asarray(Image.open(tiny_copy / f"data/predictions/{stem}_instances.png")).shape == shape
+    assert 0 <= json.loads((tiny_copy / "reports/metrics.json").read_text())["dice"] <= 1
+
+
 WITH_WORKERS = """
 import stages.predict as stage
 import unetseg.inference as inference

@@ -15,11 +15,12 @@ from unetseg.files import atomic_file, file_md5, read_json  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, write_png  # noqa: E402
 from unetseg.instances import Seeds, labels_from_mask, object_labels, seed_rule  # noqa: E402
 from unetseg.measure import write_measurements  # noqa: E402
-from unetseg.modelfile import model_gap, model_target, read_config, read_preprocessing  # noqa: E402
+from unetseg.modelfile import model_gap, model_scale, model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
 from unetseg.parallel import ordered_map, usable_cores, worker_pool  # noqa: E402
 from unetseg.params import OBJECT_TARGETS, Params, Predict, with_predict  # noqa: E402
 from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
+from unetseg.scale import back_to_shape, rescaled_image  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
 
 OUTPUT_SUFFIXES = (".png", "_prob.png", "_prob.npy", "_instances.png", "_objects.csv")  # what write_prediction may write
@@ -110,15 +111,18 @@ def check_outputs(files: list[Path], output: Path) -> None:
             written[name] = path
 
 
-def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params, source: Path) -> np.ndarray:
-    """(H, W, K) float32 model output for a whole normalised (H, W, C) image."""
+def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params, source: Path,
+                          scale: float = 1.0) -> np.ndarray:
+    """(H, W, K) float32 model output for a whole normalised (H, W, C) image, which the model sees
+    resized by `scale` (the one it trained at, `model_scale`)."""
     expected = model.input_shape[-1]
     if expected is not None and image.shape[-1] != expected:
         raise UserError(f"{source}: {image.shape[-1]} channel(s), but the model expects {expected}; "
                         "retrain it on data like this (dvc repro) or use a matching model")
     cfg = params.predict
-    return predict_image(image, model.predict_on_batch, cfg.tile_size, cfg.overlap, cfg.blend, cfg.batch_size,
-                         cfg.tta, cfg.max_whole_pixels, tile_multiple(model))
+    output = predict_image(rescaled_image(image, scale), model.predict_on_batch, cfg.tile_size, cfg.overlap,
+                           cfg.blend, cfg.batch_size, cfg.tta, cfg.max_whole_pixels, tile_multiple(model))
+    return back_to_shape(output, image.shape)
 
 
 def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params, target: str,
@@ -189,7 +193,8 @@ def predict_files(files: list[Path], output: Path, model_path: Path, params: Par
         for path in progress(files):
             raw = read_image(path, preprocessing["channels"])
             image = normalize(raw, preprocessing["normalization"])
-            yield output, path.stem, predict_probabilities(model, image, params, path), params, target, gap, raw
+            probabilities = predict_probabilities(model, image, params, path, model_scale(preprocessing))
+            yield output, path.stem, probabilities, params, target, gap, raw
 
     pixels = [image_pixels(path) for path in files] if target in OBJECT_TARGETS else []
     with objects_pool(pixels) as pool:

@@ -2,7 +2,8 @@
 
 A model is `<name>.keras` (a zip of config.json, metadata.json and model.weights.h5, Keras 3's
 format) with `preprocessing.json` beside it, written by the train stage: the input channels, how
-intensities were normalised, the number of classes and the target (binary, boundary or classes).
+intensities were normalised, the number of classes, the target (binary, boundary or classes) and,
+where the plan resized the images, their scale.
 """
 
 import json
@@ -22,6 +23,11 @@ def model_target(preprocessing: dict) -> str:
 def model_gap(preprocessing: dict) -> int:
     """For the weighted target, the px a side of the gap it leaves between touching objects."""
     return preprocessing.get("gap_width", 0)
+
+
+def model_scale(preprocessing: dict) -> float:
+    """The scale the model saw its images at (the plan's extract.scale): predict resizes to it and back."""
+    return preprocessing.get("scale", 1.0)
 
 
 def read_preprocessing(model_path) -> dict:
@@ -84,6 +90,7 @@ def describe_model(model_path) -> dict:
         "normalization": preprocessing["normalization"],
         "num_classes": preprocessing["num_classes"],
         "target": model_target(preprocessing),
+        "scale": model_scale(preprocessing),
         "outputs": f"{head['filters']} ({head['activation']})",
         "depth": depth,
         "base_filters": convolutions[0]["filters"],

@@ -97,6 +97,7 @@ class Plan(Section):
 
 
 class Extract(Section):
+    scale: auto_or(float, gt=0, le=4) = "auto"
     patch_size: auto_or(int, ge=16) = "auto"
     stride: auto_or(int, ge=1) = "auto"
     fg_fraction: auto_or(float, ge=0, lt=1) = "auto"

@@ -16,6 +16,7 @@ from scipy import ndimage
 from unetseg.errors import UserError
 from unetseg.params import check_divisible
 from unetseg.patches import grid_corners, kept_count, oversampled_count
+from unetseg.scale import scaled_shape
 
 MAX_DEPTH = 4                     # the classic U-Net: four poolings
 BOTTLENECK = 8                    # the deepest feature map is at least this many pixels across
@@ -141,6 +142,10 @@ class Planner:
 def make_plan(fingerprint: dict, params) -> dict:
     """Every planned value with the reason for it, and the estimated cost of training."""
     plan = Planner(params)
+    diameter = fingerprint["objects"]["p95_diameter"]
+    working = working_scale(diameter, fingerprint["median_short_side"])
+    scale = plan.decide("extract.scale", working, scale_reason(diameter, working))
+    fingerprint = at_scale(fingerprint, scale)
     short = fingerprint["median_short_side"]
     fits = max(1, min(MAX_DEPTH, int(math.log2(max(short, 2 * BOTTLENECK) / BOTTLENECK))))
     depth = plan.decide("model.depth", fits, f"{fits} poolings leave a bottleneck of >= {BOTTLENECK} px "
@@ -215,6 +220,40 @@ def patch_supply(plan: Planner, shapes, patch: int, fg_fraction: float, seen: in
                 f"the grid gives {supply(stride, copies, 1.0)} patches, more than the {seen} training sees")
     v = plan.values
     return supply(v["extract.stride"], v["augment.copies"], v["extract.grid_fraction"])
+
+
+def working_scale(diameter: float, short_side: int) -> float:
+    """1, or the power of 1/2 at which the large objects fit CONTEXT times in the largest patch, as
+    long as the median image's short side stays at least MIN_PATCH."""
+    scale = 1.0
+    while CONTEXT * diameter * scale > MAX_PATCH and short_side * scale / 2 >= MIN_PATCH:
+        scale /= 2
+    return scale
+
+
+def scale_reason(diameter: float, scale: float) -> str:
+    large = f"the large objects ({diameter:g} px across, 95th percentile)"
+    if scale == 1:
+        return (f"{large} fit {CONTEXT}x in a patch of at most {MAX_PATCH} px" if CONTEXT * diameter <= MAX_PATCH
+                else f"halving the images, to fit {large} {CONTEXT}x in a patch of at most {MAX_PATCH} px, "
+                     f"would leave the median image under {MIN_PATCH} px")
+    return (f"the images at {scale:g} of their size, where {large} are {diameter * scale:g} px, to fit "
+            f"{CONTEXT}x in a patch of at most {MAX_PATCH} px (or as near as keeps the median image at least "
+            f"{MIN_PATCH} px); predict scales each image the same way and its output back")
+
+
+def at_scale(fingerprint: dict, scale: float) -> dict:
+    """The fingerprint's sizes as the network sees them, the images resized by `scale`."""
+    if scale == 1:
+        return fingerprint
+    objects = fingerprint["objects"]
+    return {**fingerprint,
+            "train_shapes": [list(scaled_shape(s, scale)) for s in fingerprint["train_shapes"]],
+            "val_shapes": [list(scaled_shape(s, scale)) for s in fingerprint["val_shapes"]],
+            "median_shape": list(scaled_shape(fingerprint["median_shape"], scale)),
+            "median_short_side": max(1, round(fingerprint["median_short_side"] * scale)),
+            "objects": {**objects, "median_area": objects.get("median_area", 0.0) * scale**2,
+                        "p95_diameter": round(objects["p95_diameter"] * scale, 2)}}
 
 
 def rounds(plan: Planner, steps: int, train_patches: int, batch: int) -> tuple[int, int]:
