@@ -49,19 +49,31 @@ def test_tiny_images_get_a_shallower_network_and_a_patch_that_fits():
 
 
 def test_large_objects_get_patches_that_hold_two_of_them():
-    plan = plan_for(fingerprint((512, 512), radius=50))
+    plan = plan_for(fingerprint((512, 512), radius=50), extract={"scale": 1})
     assert plan["values"]["extract.patch_size"] == 208  # 2 x 99.94 px, rounded up to a multiple of 16
     assert plan["values"]["train.batch_size"] == 6
     assert "diameter (99.94 px, 95th percentile)" in plan["reasons"]["extract.patch_size"]
 
 
 def test_huge_objects_halve_the_images_until_they_fit_a_patch():
-    plan = plan_for(fingerprint((2048, 3072), count=2, radius=200))  # 400 px across: halved twice
+    plan = plan_for(fingerprint((2048, 3072), count=2, radius=200))  # 400 px wide: halved three times
     values = plan["values"]
-    assert values["extract.scale"] == 0.25 and values["model.depth"] == 4
-    assert values["extract.patch_size"] == 208  # 2 x 100 px, at a quarter of the size
+    assert values["extract.scale"] == 0.125 and values["model.depth"] == 4
+    assert values["extract.patch_size"] == 128  # 2 x 50 px, at an eighth of the size, is under the smallest
     assert "predict scales each image the same way and its output back" in plan["reasons"]["extract.scale"]
-    assert plan_for(fingerprint((512, 512), radius=10))["values"]["extract.scale"] == 1.0
+    assert plan_for(fingerprint((512, 512), radius=30))["values"]["extract.scale"] == 1.0  # 60 px wide
+
+
+def test_a_mesh_of_thin_membranes_is_not_shrunk_however_far_it_spreads():
+    mask = np.ones((1024, 1024), np.uint8)
+    mask[::40], mask[:, ::40] = 0, 0  # cells 39 px wide, parted by 1 px lines
+    membranes = 1 - mask
+    fp = dataset_fingerprint([image_fingerprint(np.zeros((1024, 1024, 1), np.float32), membranes, 1)] * 4,
+                             [], 1, 1)
+    assert fp["objects"]["p95_diameter"] > 250 and fp["objects"]["p95_width"] < 3  # one object, 1 px lines
+    assert plan_for(fp)["values"]["extract.scale"] == 1.0
+    cells = dataset_fingerprint([image_fingerprint(np.zeros((1024, 1024, 1), np.float32), mask, 1)] * 4, [], 1, 1)
+    assert 38 <= cells["objects"]["p95_width"] <= 40 and plan_for(cells)["values"]["extract.scale"] == 1.0
 
 
 def test_the_scale_keeps_the_median_image_at_least_a_patch_across():
