@@ -262,6 +262,11 @@ def test_a_planned_scale_trains_on_resized_images_and_predicts_at_their_own_size
         assert np.asarray(Image.open(tiny_copy / f"data/predictions/{stem}.png")).shape == shape
         assert np.asarray(Image.open(tiny_copy / f"data/predictions/{stem}_instances.png")).shape == shape
     assert 0 <= json.loads((tiny_copy / "reports/metrics.json").read_text())["dice"] <= 1
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-m", "unetseg.cli", "predict", "--model", "models/unet.keras", "--input",
+                    "data/synthetic/images", "--output", "new"], cwd=tiny_copy, env=env, check=True, capture_output=True)
+    for image in (tiny_copy / "data/synthetic/images").iterdir():  # `unetseg predict` scales back too
+        assert np.asarray(Image.open(tiny_copy / "new" / image.name)).shape == np.asarray(Image.open(image)).shape[:2]
 
 
 WITH_WORKERS = """
