@@ -110,31 +110,37 @@ def timed_repro(root: Path) -> tuple[str, dict]:
                  **{stage: round(end - start, 1) for (stage, start), end in zip(starts.items(), ends)}}
 
 
-def inverted_data(root: Path) -> dict:
-    """The synthetic dataset with every mask inverted, added to DVC as the user's own data."""
+def synthetic_as_own_data(root: Path, transforms: dict, message: str) -> None:
+    """Folders of the synthetic dataset as data/raw/<folder>, each PNG through its function (Image ->
+    Image; None: copied as it is), added to DVC as the user's own data."""
     dvc(root, "repro", "data/synthetic/dvc.yaml")
-    images, masks = root / "data/raw/images", root / "data/raw/masks"
-    shutil.copytree(root / "data/synthetic/images", images)
-    masks.mkdir()
-    for path in sorted((root / "data/synthetic/masks").glob("*.png")):
-        Image.fromarray(255 - np.asarray(Image.open(path))).save(masks / path.name)
-    dvc(root, "add", "data/raw/images", "data/raw/masks")
-    commit(root, "inverted masks")
+    for kind, transform in transforms.items():
+        (root / "data/raw" / kind).mkdir(parents=True)
+        for path in sorted((root / "data/synthetic" / kind).glob("*.png")):
+            if transform is None:
+                shutil.copy2(path, root / "data/raw" / kind / path.name)
+                continue
+            with Image.open(path) as image:
+                transform(image).save(root / "data/raw" / kind / path.name)
+    dvc(root, "add", *(f"data/raw/{kind}" for kind in transforms))
+    commit(root, message)
+
+
+def inverted_data(root: Path) -> dict:
+    """The synthetic dataset with every mask inverted."""
+    synthetic_as_own_data(root, {"images": None, "masks": lambda mask: Image.fromarray(255 - np.asarray(mask))},
+                          "inverted masks")
     return {"data.images": "data/raw/images", "data.masks": "data/raw/masks", "data.mask_type": "semantic"}
 
 
 def enlarged_data(root: Path, factor: int = 4) -> dict:
     """The synthetic dataset enlarged 4x (images linearly, instance labels by nearest neighbour):
-    nuclei ~170 px across in ~1000 px images, added to DVC as the user's own data."""
-    dvc(root, "repro", "data/synthetic/dvc.yaml")
-    for kind, resample in (("images", Image.BILINEAR), ("labels", Image.NEAREST)):
-        (root / "data/raw" / kind).mkdir(parents=True)
-        for path in sorted((root / "data/synthetic" / kind).glob("*.png")):
-            with Image.open(path) as image:
-                enlarged = image.resize((image.width * factor, image.height * factor), resample)
-            enlarged.save(root / "data/raw" / kind / path.name)
-    dvc(root, "add", "data/raw/images", "data/raw/labels")
-    commit(root, "enlarged synthetic data")
+    nuclei ~170 px across in ~1000 px images."""
+    def enlarged(resample):
+        return lambda image: image.resize((image.width * factor, image.height * factor), resample)
+
+    synthetic_as_own_data(root, {"images": enlarged(Image.BILINEAR), "labels": enlarged(Image.NEAREST)},
+                          "enlarged synthetic data")
     return {"data.images": "data/raw/images", "data.masks": "data/raw/labels"}
 
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage
 from unetseg.instances import boundary_classes, contact_weights, resolve_target, weighted_target
+from unetseg.params import OBJECT_TARGETS
 from unetseg.patches import extract_patches
 from unetseg.scale import rescaled_image, rescaled_labels
 from unetseg.shards import ShardWriter
@@ -63,14 +64,13 @@ def has_weights(target: str, data) -> bool:
 def target_mask(folder: Path, stem: str, target: str, data, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
     """The training target of one image at `scale`, and its loss weights (weighted target, and boundary
     with contact_weight)."""
-    if target == "boundary":
-        labels = rescaled_labels(np.load(folder / "labels" / f"{stem}.npy"), scale)
-        weights = contact_weights(labels, data.contact_weight, data.border_sigma) if has_weights(target, data) else None
-        return boundary_classes(labels, data.boundary_width), weights
+    if target not in OBJECT_TARGETS:  # binary, classes: the prepared class ids
+        return rescaled_labels(np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r"), scale), None
+    labels = rescaled_labels(np.load(folder / "labels" / f"{stem}.npy"), scale)
     if target == "weighted":
-        return weighted_target(rescaled_labels(np.load(folder / "labels" / f"{stem}.npy"), scale), data.boundary_width,
-                               data.border_weight, data.border_sigma)
-    return rescaled_labels(np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r"), scale), None
+        return weighted_target(labels, data.boundary_width, data.border_weight, data.border_sigma)
+    weights = contact_weights(labels, data.contact_weight, data.border_sigma) if has_weights(target, data) else None
+    return boundary_classes(labels, data.boundary_width), weights
 
 
 if __name__ == "__main__":

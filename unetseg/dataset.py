@@ -58,9 +58,9 @@ def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple
     object ids. JPEG masks are taken only so: their lossy compression changes ids and classes."""
     mask = read_mask(path, jpeg=True)
     jpeg = Path(path).suffix.lower() in JPEG_SUFFIXES
-    if jpeg and (num_classes != 1 or mask_type == "instances" or mask.max(initial=0) < SOFT_LEVEL):
-        raise jpeg_mask_error(path)
     binary_kind = num_classes == 1 and mask_type != "instances"
+    if jpeg and (not binary_kind or mask.max(initial=0) < SOFT_LEVEL):
+        raise jpeg_mask_error(path)
     if binary_kind and not is_binary(np.unique(mask)) and (jpeg or is_blurred_binary(mask)):
         return np.where(mask >= SOFT_LEVEL, 255, 0).astype(np.uint8), True
     return mask, False
@@ -194,7 +194,7 @@ def integrity_warnings(report: dict, normalize: str) -> list[str]:
     if empty["count"]:
         warnings.append(f"{empty['count']} of {report['images']} masks are empty (background only), e.g. "
                         f"'{empty['images'][0]}': fine for true negatives, otherwise check those masks")
-    soft = report.get("soft_masks", {"count": 0})
+    soft = report["soft_masks"]
     if soft["count"]:
         warnings.append(f"{soft['count']} of {report['images']} masks hold values between 0 and 255, e.g. "
                         f"'{soft['images'][0]}', as JPEG or resizing leave a 0/255 mask's edges: read as "

@@ -85,10 +85,11 @@ def image_fingerprint(image: np.ndarray, mask: np.ndarray, num_classes: int) -> 
     classes = [1] if num_classes == 1 else range(1, num_classes)
     areas, widths = [], []
     for c in classes:
-        components, count = ndimage.label(mask == c)
+        region = mask == c
+        components, count = ndimage.label(region)
         areas += np.bincount(components.ravel(), minlength=count + 1)[1:].tolist()
         if count:  # the widest inscribed disc: a nucleus's width is its diameter, a membrane mesh's a few px
-            inside = ndimage.distance_transform_edt(components > 0)
+            inside = ndimage.distance_transform_edt(region)
             widths += [round(2 * float(r), 2) for r in ndimage.maximum(inside, components, np.arange(1, count + 1))]
     return {
         "shape": [int(s) for s in mask.shape],
@@ -263,7 +264,7 @@ def at_scale(fingerprint: dict, scale: float) -> dict:
             "val_shapes": [list(scaled_shape(s, scale)) for s in fingerprint["val_shapes"]],
             "median_shape": list(scaled_shape(fingerprint["median_shape"], scale)),
             "median_short_side": max(1, round(fingerprint["median_short_side"] * scale)),
-            "objects": {**objects, "median_area": objects.get("median_area", 0.0) * scale**2,
+            "objects": {**objects, "median_area": objects["median_area"] * scale**2,
                         "p95_diameter": round(objects["p95_diameter"] * scale, 2),
                         "p95_width": round(objects["p95_width"] * scale, 2)}}
 
