@@ -21,7 +21,7 @@ def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     data, cfg = params.data, params.prepare
 
-    pairs = find_pairs(data.images, data.masks)
+    pairs, naming = find_pairs(data.images, data.masks)
     summaries = {stem: check_pair(image, mask, data.num_classes, data.mask_type)
                  for stem, image, mask in tqdm(pairs, desc="check")}
     stems = [stem for stem, _, _ in pairs]
@@ -31,7 +31,8 @@ def main(argv) -> None:
     check_trainable(summaries, splits["train"])
     channels = resolve_channels(data.channels, summaries)
     mask_type = resolve_mask_type(data.mask_type, data.num_classes, summaries)
-    report = {**integrity_report(summaries, splits, data.channels, channels), "mask_type": mask_type}
+    report = {**integrity_report(summaries, splits, data.channels, channels), "mask_type": mask_type,
+              "pairing": {"rule": naming.describe(), "example": [pairs[0][1].name, pairs[0][2].name]}}
     for warning in integrity_warnings(report, cfg.normalize):
         print(f"warning: {warning}", file=sys.stderr)
     split_of = {stem: name for name, members in splits.items() for stem in members}
@@ -57,6 +58,9 @@ def main(argv) -> None:
         write_json(REPORT, report)
     print(f"prepare: {len(pairs)} image pairs ({mask_type} masks, {channels} channel(s)), split "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} (train/val/test) -> {OUT}/, {REPORT}")
+    if naming.describe() != "same name":
+        print(f"prepare: masks paired with images by name: {naming.describe()}, e.g. {pairs[0][1].name} ↔ "
+              f"{pairs[0][2].name}")
     print(f"prepare: invert {spec['invert']}: {reason}")
 
 

@@ -67,6 +67,7 @@ MODULE_READERS = {
     "unetseg/synthetic.py": {"synthesize"},
     "stages/prepare.py": {"prepare"},
     "unetseg/dataset.py": {"prepare"},
+    "unetseg/naming.py": {"prepare"},
     "unetseg/normalize.py": {"prepare", "predict"},
     "stages/extract.py": {"extract"},
     "unetseg/patches.py": {"plan", "extract", "predict"},

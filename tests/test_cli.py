@@ -237,6 +237,20 @@ def test_evaluate_scores_another_tools_label_images(tmp_path):
     assert scores["instances"]["ap_50"] == 1.0
 
 
+def test_evaluate_pairs_true_masks_named_with_a_suffix(tmp_path):
+    """ISIC's true masks are `<image>_segmentation.png`; predictions take the image's name."""
+    for stem in ("ISIC_01", "ISIC_02"):
+        save(tmp_path / f"truth/{stem}_segmentation.png", touching_squares())
+        save(tmp_path / f"pred/{stem}_instances.png", touching_squares())
+        save(tmp_path / f"pred/{stem}.png", (touching_squares() > 0).astype(np.uint8) * 255)
+    result = unetseg(tmp_path, "evaluate", "pred", "truth", "--json", "scores.json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["images"] == 2 and scores["instances"]["ap_50"] == 1.0
+    (tmp_path / "pred/ISIC_02.png").unlink()
+    assert "no prediction named 'ISIC_02.*'" in error_line(unetseg(tmp_path, "evaluate", "pred", "truth"))
+
+
 def test_evaluate_errors(tmp_path):
     save(tmp_path / "truth/x.png", touching_squares())
     save(tmp_path / "small/x.png", np.zeros((5, 5), np.uint8))

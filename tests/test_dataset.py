@@ -21,7 +21,8 @@ def make_folder(root, names, shape=(6, 8), value=255):
 def test_find_pairs_matches_stems_across_formats(tmp_path):
     images = make_folder(tmp_path / "images", ["b.png", "a.tif"])
     masks = make_folder(tmp_path / "masks", ["a.png", "b.png"])
-    pairs = find_pairs(images, masks)
+    pairs, rule = find_pairs(images, masks)
+    assert rule.describe() == "same name"
     assert [(stem, img.name, msk.name) for stem, img, msk in pairs] == [("a", "a.tif", "a.png"), ("b", "b.png", "b.png")]
 
 

@@ -9,6 +9,7 @@ from scipy import ndimage
 from unetseg.errors import UserError
 from unetseg.imageio import IMAGE_SUFFIXES, JPEG_SUFFIXES, is_colour, jpeg_mask_error, read_mask, read_native
 from unetseg.instances import labels_from_mask
+from unetseg.naming import NameRule, pair_by_name, split_shared_folder
 
 SPLITS = ("train", "val", "test")
 
@@ -31,18 +32,17 @@ def list_images(directory, key: str) -> dict[str, Path]:
     return by_stem
 
 
-def find_pairs(images_dir, masks_dir) -> list[tuple[str, Path, Path]]:
-    """(stem, image, mask) for every image, sorted by stem; every image needs a mask and vice versa."""
+def find_pairs(images_dir, masks_dir) -> tuple[list[tuple[str, Path, Path]], NameRule]:
+    """(stem, image, mask) for every image, sorted by stem, and the naming rule that paired them
+    (`unetseg.naming`): every image needs a mask and vice versa. When data.images and data.masks are one
+    folder, its masks are the files named as another plus a fixed text ('a.png' and 'a_mask.png')."""
     images = list_images(images_dir, "data.images")
-    masks = list_images(masks_dir, "data.masks")
-    for stem, path in images.items():
-        if stem not in masks:
-            raise UserError(f"{path}: no mask named '{stem}.*' in {masks_dir}; add it or remove the image")
-    for stem, path in masks.items():
-        if stem not in images:
-            raise UserError(f"{path}: mask without an image named '{stem}.*' in {images_dir}; "
-                            "add the image or remove the mask")
-    return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
+    if Path(images_dir).resolve() == Path(masks_dir).resolve():
+        images, masks = split_shared_folder(images, masks_dir)
+    else:
+        masks = list_images(masks_dir, "data.masks")
+    mask_of, rule = pair_by_name(images, masks, images_dir, masks_dir)
+    return [(stem, images[stem], masks[mask_of[stem]]) for stem in sorted(images)], rule
 
 
 SOFT_LEVEL = 128      # a blurred 0/255 mask is foreground from here up

@@ -1,11 +1,12 @@
 """Score a folder of predicted masks against a folder of true ones, with the pipeline's metrics.
 
-Masks pair by file name stem (`a.png` with `a.tif`). Either side may be binary (0/1, 0/255) or
-object ids (0 = background), as most tools write them (Cellpose, StarDist, ilastik, QuPath). For
-one class the foreground is every non-zero pixel and the objects are the ids, or the 8-connected
-components of a binary mask (one blurred by JPEG or resizing is cut at 128 first); a predicted
-`<stem>_instances.png` (what `unetseg predict` writes) gives the predicted objects when present. For several classes the masks are class ids and only the
-pixel scores apply.
+Masks pair by file name stem (`a.png` with `a.tif`), or by the stem with a fixed text added or
+changed at its start or end (`a.png` with `a_segmentation.png`; `unetseg.naming`). Either side may be
+binary (0/1, 0/255) or object ids (0 = background), as most tools write them (Cellpose, StarDist,
+ilastik, QuPath). For one class the foreground is every non-zero pixel and the objects are the ids,
+or the 8-connected components of a binary mask (one blurred by JPEG or resizing is cut at 128 first);
+a predicted `<stem>_instances.png` (what `unetseg predict` writes) gives the predicted objects when
+present. For several classes the masks are class ids and only the pixel scores apply.
 """
 
 from pathlib import Path
@@ -16,6 +17,7 @@ from unetseg.dataset import instance_labels, list_images, read_user_mask
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask
 from unetseg.instances import evaluate_instances, headline, summarize_instances
+from unetseg.naming import best_rule
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, summarize
 
 PREDICTION_EXTRAS = ("_prob", "_instances")  # what `unetseg predict` writes beside each mask
@@ -54,11 +56,14 @@ def paired_files(predictions: Path, truths: Path) -> list[tuple[str, Path, Path]
     true_masks = list_images(truths, "TRUTH_DIR")
     predicted = {stem: path for stem, path in list_images(predictions, "PRED_DIR").items()
                  if not stem.endswith(PREDICTION_EXTRAS) or stem in true_masks}
-    missing = [stem for stem in true_masks if stem not in predicted]
+    rule = best_rule(true_masks, predicted)
+    prediction_of = rule.pairs(true_masks, predicted)
+    missing = [stem for stem in true_masks if stem not in prediction_of]
     if missing:
-        raise UserError(f"{predictions}: no prediction named '{missing[0]}.*' for {true_masks[missing[0]]} "
-                        f"({len(missing)} of {len(true_masks)} missing); predict them or remove the true masks")
-    return [(stem, predicted[stem], true_masks[stem]) for stem in sorted(true_masks)]
+        raise UserError(f"{predictions}: no prediction named '{rule.mask_for(missing[0]) or missing[0]}.*' for "
+                        f"{true_masks[missing[0]]} ({len(missing)} of {len(true_masks)} missing); predict them or "
+                        "remove the true masks")
+    return [(stem, predicted[prediction_of[stem]], true_masks[stem]) for stem in sorted(true_masks)]
 
 
 def class_ids(mask: np.ndarray, num_classes: int, path) -> np.ndarray:
