@@ -46,7 +46,8 @@ def predicted_pixels(project: Path) -> int:
     from stages import predict
     from stages.common import read_json
 
-    return sum(predict.image_pixels(read_json(predict.PREPARED / "manifest.json")["splits"]))
+    pixels = predict.image_pixels(read_json(predict.PREPARED / "manifest.json")["splits"])
+    return sum(sum(split) for split in pixels.values())
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Stage extract: cut train and val images into patch shards (train with foreground oversampling).
 
 Scale, patch size, stride, oversampling and the share of each train image's grid come from the plan;
-validation uses a grid without overlap (stride = patch), enough to score every pixel once. The masks
+validation uses a grid without overlap (stride = patch), enough to score every pixel once (or the
+plan's seeded share of it, where scoring all of it every round would outgrow the budget). The masks
 cut are the training target: the prepared class ids; for data.target boundary the background/
 interior/boundary classes of the prepared object labels; for weighted the objects parted where they
 touch, with each pixel's loss weight cut alongside (computed on the whole image, so distances reach
@@ -34,7 +35,7 @@ def main(argv) -> None:
     with ExitStack() as stack:
         for split, stride, fg_fraction, share in (
                 ("train", plan["extract.stride"], plan["extract.fg_fraction"], plan["extract.grid_fraction"]),
-                ("val", patch, 0.0, 1.0)):
+                ("val", patch, 0.0, plan["extract.val_grid_fraction"])):
             out = stack.enter_context(atomic_dir(f"{OUT}/{split}"))
             writer = ShardWriter(out, patch, manifest["channels"], shard_size, weights=has_weights(target, params.data))
             for index, stem in enumerate(tqdm(manifest["splits"][split], desc=f"extract {split}")):

@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json
 from unetseg.files import file_md5
-from unetseg.inference import (MODEL_MD5, in_workers, keras, load_model, objects_pool, predict_probabilities,
-                               resolved_auto, written_prediction)
+from unetseg.inference import (CHOICE_PIXELS, MODEL_MD5, in_workers, keras, load_model, objects_pool, predict_probabilities,
+                               resolved_auto, spread_within, written_prediction)
 from unetseg.instances import MIN_SIZES, best_postprocessing, postprocessing_scores, seed_candidates, seed_rule
 from unetseg.modelfile import model_gap, model_scale, model_target, read_preprocessing
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
@@ -37,8 +37,10 @@ def main(argv) -> None:
     target, gap, scale = model_target(preprocessing), model_gap(preprocessing), model_scale(preprocessing)
     splits = read_json(PREPARED / "manifest.json")["splits"]
     objects = target in OBJECT_TARGETS
-    with objects_pool(image_pixels(splits) if objects else []) as pool:
-        choice = choose_postprocessing(model, splits["val"], params, target, gap, scale, pool) if objects else {}
+    pixels = image_pixels(splits) if objects else {}
+    with objects_pool([n for split in pixels.values() for n in split]) as pool:
+        val = [splits["val"][i] for i in spread_within(pixels["val"])] if objects else []
+        choice = choose_postprocessing(model, val, params, target, gap, scale, pool, len(splits["val"])) if objects else {}
         params = with_predict(params, resolved_auto(params.predict, choice))
         with atomic_dir(OUT) as out:
             tasks = ((out, stem, output_of_test_image(model, stem, params, scale), params, target, gap)
@@ -49,10 +51,10 @@ def main(argv) -> None:
     print(f"predict: {len(splits['test'])} test images -> {OUT}/ (mask, probabilities and objects of each)")
 
 
-def image_pixels(splits: dict) -> list[int]:
-    """The pixels of each validation and test image (read from the headers)."""
-    return [int(np.prod(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r").shape[:2]))
-            for split in ("val", "test") for stem in splits[split]]
+def image_pixels(splits: dict) -> dict[str, list[int]]:
+    """The pixels of each validation and test image (read from the headers), by split."""
+    return {split: [int(np.prod(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r").shape[:2]))
+                    for stem in splits[split]] for split in ("val", "test")}
 
 
 def output_of_test_image(model: keras.Model, stem: str, params: Params, scale: float) -> np.ndarray:
@@ -61,9 +63,10 @@ def output_of_test_image(model: keras.Model, stem: str, params: Params, scale: f
 
 
 def choose_postprocessing(model: keras.Model, val: list[str], params: Params, target: str, gap: int,
-                          scale: float = 1.0, pool=None) -> dict:
+                          scale: float = 1.0, pool=None, val_count: int | None = None) -> dict:
     """For the boundary and weighted targets, the seed and minimum object size knobs left auto: the
-    values whose objects score the best AP@0.5 on the validation images (a pinned value stays as it is)."""
+    values whose objects score the best AP@0.5 on the validation images `val` (of `val_count`: evenly
+    spaced ones, at most CHOICE_PIXELS) (a pinned value stays as it is)."""
     cfg = params.predict
     rule = seed_rule(cfg.seeds, target)
     pinned = {key: (value,) for key, value in (("thresholds", cfg.seed_threshold), ("sigmas", cfg.seed_sigma),
@@ -84,10 +87,16 @@ def choose_postprocessing(model: keras.Model, val: list[str], params: Params, ta
     best, size = best_postprocessing(scores)
     seeded_on = "p(interior)" if target == "boundary" else "p(foreground)"
     print(f"predict: objects grown from {best} in {seeded_on}, at least {size} px: object AP@0.5 "
-          f"{scores[best, size]:.3f} on the {len(val)} validation images (the {len(scores)} choices tried: "
+          f"{scores[best, size]:.3f} on {validation_images(len(val), val_count)} (the {len(scores)} choices tried: "
           f"{min(scores.values()):.3f} to {max(scores.values()):.3f})")
-    return {**best.choice(), "predict.min_object_size": size,
+    return {**best.choice(), "predict.min_object_size": size, "validation_images": len(val),
             "validation_ap_50": {f"{s}, min size {m}": round(ap, 6) for (s, m), ap in scores.items()}}
+
+
+def validation_images(used: int, count: int | None) -> str:
+    if count is None or used == count:
+        return f"the {used} validation images"
+    return f"{used} of the {count} validation images (evenly spaced, at most {CHOICE_PIXELS:,} px)"
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ PARAM_READERS = {
     "extract.stride": {"plan"},
     "extract.fg_fraction": {"plan"},
     "extract.grid_fraction": {"plan"},
+    "extract.val_grid_fraction": {"plan"},
     "extract.shard_size": {"extract"},
     "augment.copies": {"plan"},
     "augment.*": {"augment"},

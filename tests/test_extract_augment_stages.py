@@ -74,7 +74,7 @@ def test_augment_on_one_core_writes_what_it_writes_on_several(tiny_copy):
 def test_plan_writes_one_file_per_reader_and_a_report(tiny_run):
     extract = json.loads((tiny_run / "data/plan/extract.json").read_text())
     assert extract == {"extract.scale": 1.0, "extract.patch_size": 32, "extract.stride": 32,
-                       "extract.fg_fraction": 0.33, "extract.grid_fraction": 1.0}
+                       "extract.fg_fraction": 0.33, "extract.grid_fraction": 1.0, "extract.val_grid_fraction": 1.0}
     augment = json.loads((tiny_run / "data/plan/augment.json").read_text())
     assert augment == {"augment.copies": 1}
     train = json.loads((tiny_run / "data/plan/train.json").read_text())

@@ -5,7 +5,7 @@ import pytest
 
 from unetseg.errors import UserError
 from unetseg.params import parse_params
-from unetseg.plan import (count_patches, dataset_fingerprint, describe, image_fingerprint, make_plan,
+from unetseg.plan import (PINNED, count_patches, dataset_fingerprint, describe, image_fingerprint, make_plan,
                           stage_values, unet_flops)
 from unetseg.unet import build_unet
 
@@ -147,6 +147,18 @@ def test_pinned_stride_copies_or_share_stay_and_the_others_give_way():
     assert plan["reasons"]["extract.stride"].startswith("the patch: the grid overlapping by half")
 
 
+def test_a_large_validation_split_is_scored_in_a_share_held_to_a_tenth_of_the_budget():
+    few, many = plan_for(fingerprint(val=4)), plan_for(fingerprint(val=750, shape=(520, 704)))
+    assert few["values"]["extract.val_grid_fraction"] == 1.0
+    assert few["patches"]["val"] == count_patches([(512, 512)] * 4, 128, 128, 0.0)
+    share = many["values"]["extract.val_grid_fraction"]
+    assert 0 < share < 1 and "over 10% of plan.train_minutes" in many["reasons"]["extract.val_grid_fraction"]
+    assert many["patches"]["val"] == count_patches([(520, 704)] * 750, 128, 128, 0.0, share)
+    assert many["estimate"]["train_minutes"] <= 21 * 1.1 * 1.02  # training held to the budget, validation within 10 %
+    pinned = plan_for(fingerprint(val=750, shape=(520, 704)), extract={"val_grid_fraction": 1.0})
+    assert pinned["values"]["extract.val_grid_fraction"] == 1.0 and pinned["reasons"]["extract.val_grid_fraction"] == PINNED
+
+
 def test_each_step_costs_a_fixed_time_besides_its_patches():
     """Halving a pinned batch doubles the steps for the same patches, and each step's fixed cost
     with them (benchmarks/step_cost.py: 41.7 ms a step besides 10.8 ms a patch, on 2 CPU cores)."""
@@ -198,7 +210,7 @@ def test_the_plan_is_a_pure_function():
 def test_each_stage_gets_only_its_own_values():
     files = stage_values(plan_for(fingerprint()))
     assert set(files["extract"]) == {"extract.scale", "extract.patch_size", "extract.stride", "extract.fg_fraction",
-                                     "extract.grid_fraction"}
+                                     "extract.grid_fraction", "extract.val_grid_fraction"}
     assert set(files["augment"]) == {"augment.copies"}
     assert set(files["predict"]) == {"predict.tile_size"}
     assert set(files["train"]) == {"model.depth", "model.base_filters", "train.batch_size", "train.loss",

@@ -28,3 +28,13 @@ def test_small_objects_are_judged_per_class_not_per_foreground():
     labels[1, 1:3] = [1, 2]  # touching, but two 1-pixel objects of different classes
     assert remove_small_objects(labels, 2).sum() == 0
     assert remove_small_objects(labels, 1).tolist() == labels.tolist()
+
+
+def test_post_processing_is_chosen_on_evenly_spaced_validation_images_within_a_pixel_budget():
+    from unetseg.inference import spread_within
+
+    assert spread_within([10, 20, 30], budget=60) == [0, 1, 2]  # all fit
+    chosen = spread_within([100] * 10, budget=450)
+    assert chosen == [0, 3, 6, 9]  # spread from the first name to the last
+    assert spread_within([100, 5000, 100], budget=250) == [0, 2]
+    assert spread_within([900, 900], budget=10) == [0]  # at least one

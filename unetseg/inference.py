@@ -28,6 +28,8 @@ DEFAULT_TILE = 256
 POOL_MIN_PIXELS = 4_000_000  # image pixels for which worker processes repay their start (DSB2018's validation
                              # and test images: 32 M, 1.33x faster on 2 cores; the shipped data's: 1 M)
 POOL_MAX_IMAGE_PIXELS = 4096 * 4096  # and none so large that a model output per worker takes much memory
+CHOICE_PIXELS = 2**24  # validation pixels the post-processing choice predicts at most (DSB2018's 66 images: 9.4 M;
+                      # on 2 cores ~4 s a million with 8 views, so the choice takes at most ~70 s at base 8)
 MODEL_MD5 = "model_md5"  # the model a post-processing choice was made for
 # post-processing left auto, nothing chosen
 AUTO_DEFAULTS = {"seed_threshold": 0.5, "seed_sigma": 2.0, "seed_depth": 0.05, "min_object_size": 0}
@@ -199,6 +201,24 @@ def predict_files(files: list[Path], output: Path, model_path: Path, params: Par
     pixels = [image_pixels(path) for path in files] if target in OBJECT_TARGETS else []
     with objects_pool(pixels) as pool:
         return [path for paths in in_workers(pool, written_prediction, tasks()) for path in paths]
+
+
+def spread_within(pixels: list[int], budget: int = CHOICE_PIXELS) -> list[int]:
+    """Indices of evenly spaced items whose pixels add up to at most `budget` (at least one item):
+    every index when they all fit. Evenly spaced over the sorted names covers a numbered series from
+    end to end, with no draw."""
+    def spread(count):
+        return sorted({round(i) for i in np.linspace(0, len(pixels) - 1, count)})
+
+    def fits(count):
+        return sum(pixels[i] for i in spread(count)) <= budget
+
+    count = max(1, min(len(pixels), len(pixels) * budget // max(1, sum(pixels))))  # as if all were the mean size
+    while count < len(pixels) and fits(count + 1):
+        count += 1
+    while count > 1 and not fits(count):
+        count -= 1
+    return spread(count)
 
 
 def objects_pool(pixels: list[int]):

@@ -102,6 +102,7 @@ class Extract(Section):
     stride: auto_or(int, ge=1) = "auto"
     fg_fraction: auto_or(float, ge=0, lt=1) = "auto"
     grid_fraction: auto_or(float, gt=0, le=1) = "auto"
+    val_grid_fraction: auto_or(float, gt=0, le=1) = "auto"
     shard_size: int = Field(256, ge=1)
 
     @model_validator(mode="after")

@@ -39,6 +39,9 @@ PIXEL_VISITS = 160                # training wants each training pixel seen abou
                                   # 160, in 4-4.5 min; 200 is no better and takes 5 min)
 MIN_STEPS = 600                   # ... and at least this many optimizer steps
 ROUNDS = (8, 40)                  # validation rounds (epochs): fewest and most
+VAL_SHARE = 0.1                   # the validation rounds take at most this share of plan.train_minutes
+                                  # (DSB2018's 66 validation images: ~1 %; 750 of LIVECell's 704x520 would
+                                  # take ~11 min at base 8, over half of the default 21)
 TRAIN_FLOPS_PER_FORWARD = 3       # forward + backward ~ 3 forward passes
 STEP_GFLOP = 6.0                  # each optimizer step also costs a fixed time, whatever its batch (the
                                   # update of every weight, the input, a launch per layer), counted as this
@@ -187,8 +190,8 @@ def make_plan(fingerprint: dict, params) -> dict:
                           f"{HEADROOM}x in plan.train_minutes ({params.plan.train_minutes:g})")
     steps = cost.steps(filters, batch)
     train_patches = patch_supply(plan, fingerprint["train_shapes"], patch, fg, steps * batch)
-    val_patches = count_patches(fingerprint["val_shapes"], patch, patch, 0.0)
     epochs, steps_per_epoch = rounds(plan, steps, train_patches, batch)
+    val_patches = validation_supply(plan, cost, fingerprint["val_shapes"], filters, epochs)
     estimate = cost.estimate(filters, batch, epochs * steps_per_epoch, epochs, val_patches)
     if plan.reasons["model.base_filters"] != PINNED:
         plan.reasons["model.base_filters"] += f"; {estimate['train_gflop_per_patch']:g} GFLOP per training patch"
@@ -230,6 +233,22 @@ def patch_supply(plan: Planner, shapes, patch: int, fg_fraction: float, seen: in
                 f"the grid gives {supply(stride, copies, 1.0)} patches, more than the {seen} training sees")
     v = plan.values
     return supply(v["extract.stride"], v["augment.copies"], v["extract.grid_fraction"])
+
+
+def validation_supply(plan: Planner, cost: "CostModel", shapes, filters: int, epochs: int) -> int:
+    """The share of each validation image's grid (no overlap) scored at every round: all of it, unless
+    the rounds would then take over VAL_SHARE of the budget. Returns the validation patches."""
+    patch = cost.patch
+    full = count_patches(shapes, patch, patch, 0.0)
+    minutes = epochs * full * cost.seconds_per_forward(filters) / 60
+    allowed = VAL_SHARE * cost.budget_s / 60
+    rounds_of = f"{epochs} rounds over all {full} validation patches take ~{minutes:.2g} min"
+    share = plan.decide("extract.val_grid_fraction",
+                        1.0 if minutes <= allowed else float(f"{allowed / minutes:.3g}"),
+                        f"every validation grid patch: {rounds_of}" if minutes <= allowed else
+                        f"a seeded share of each validation image's grid: {rounds_of}, over {VAL_SHARE:.0%} of "
+                        f"plan.train_minutes")
+    return count_patches(shapes, patch, patch, 0.0, share)
 
 
 def working_scale(width: float, short_side: int) -> float:
