@@ -276,3 +276,22 @@ def test_info_describes_a_model_without_keras(tiny_run, tmp_path):
     assert info["target"] == "boundary" and info["outputs"] == "3 (softmax)"
     for name, path in bad_model_files(tmp_path, tiny_run / "models/unet.keras").items():
         assert str(path.parent) in error_line(unetseg(tmp_path, "info", str(path))), name
+
+
+def test_unstack_splits_image_and_mask_stacks_into_files_that_pair(tmp_path):
+    import tifffile
+
+    from unetseg.dataset import find_pairs
+
+    volume = np.random.default_rng(0).integers(0, 255, (12, 20, 30), np.uint8)
+    tifffile.imwrite(tmp_path / "train-volume.tif", volume)
+    tifffile.imwrite(tmp_path / "train-labels.tif", np.where(volume > 127, 255, 0).astype(np.uint8))
+    for stack, folder in (("train-volume.tif", "images"), ("train-labels.tif", "masks")):
+        result = unetseg(tmp_path, "unstack", stack, folder)
+        assert result.returncode == 0, result.stderr
+    assert "12 images -> masks/ (train-labels_00.tif to train-labels_11.tif)" in result.stdout
+    pairs, rule = find_pairs(tmp_path / "images", tmp_path / "masks")
+    assert len(pairs) == 12 and (pairs[7][1].name, pairs[7][2].name) == ("train-volume_07.tif", "train-labels_07.tif")
+    save(tmp_path / "x.png", volume[0])
+    assert "x.png: not a TIFF" in error_line(unetseg(tmp_path, "unstack", "x.png", "out"))
+    assert "missing.tif: file not found" in error_line(unetseg(tmp_path, "unstack", "missing.tif", "out"))

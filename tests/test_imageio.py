@@ -7,7 +7,7 @@ import tifffile
 from PIL import Image
 
 from unetseg.errors import UserError
-from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, read_mask, read_native, write_png
+from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, read_mask, read_native, unstack, write_png
 
 RNG = np.random.default_rng(0)
 GRAY8 = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
@@ -180,3 +180,34 @@ def test_image_pixels_from_the_header_and_zero_where_it_cannot_be_read(tmp_path)
     tifffile.imwrite(tmp_path / "b.tif", np.zeros((3, 17, 5), np.uint16), photometric="minisblack", planarconfig="separate")
     (tmp_path / "c.png").write_bytes(b"not a png")
     assert [image_pixels(tmp_path / name) for name in ("a.png", "b.tif", "c.png", "missing.tif")] == [30 * 41, 17 * 5, 0, 0]
+
+
+def test_a_stack_is_refused_with_the_command_that_splits_it(tmp_path):
+    tifffile.imwrite(tmp_path / "volume.tif", np.zeros((30, 16, 16), np.uint8))
+    with pytest.raises(UserError, match=r"volume\.tif: a stack of 30 images .* `unetseg unstack .*volume\.tif FOLDER`"):
+        read_native(tmp_path / "volume.tif")
+    tifffile.imwrite(tmp_path / "rgb_stack.tif", np.zeros((5, 16, 16, 3), np.uint8), photometric="rgb")
+    with pytest.raises(UserError, match="a stack of 5 images"):  # once its first page was read silently
+        read_native(tmp_path / "rgb_stack.tif")
+    tifffile.imwrite(tmp_path / "one.tif", np.full((1, 16, 16), 7, np.uint8))  # a stack of one is one image
+    assert read_native(tmp_path / "one.tif").shape == (16, 16, 1)
+
+
+@pytest.mark.parametrize("stack, kwargs, page_shape", [
+    (np.arange(12 * 6 * 5, dtype=np.uint16).reshape(12, 6, 5), {}, (6, 5, 1)),
+    (np.arange(3 * 6 * 5 * 3, dtype=np.uint8).reshape(3, 6, 5, 3), {"photometric": "rgb"}, (6, 5, 3)),
+    (np.arange(4 * 2 * 6 * 5, dtype=np.uint8).reshape(4, 2, 6, 5), {"imagej": True, "metadata": {"axes": "TZYX"}},
+     (6, 5, 1)),
+])
+def test_unstack_writes_each_image_in_stack_order_and_its_own_dtype(tmp_path, stack, kwargs, page_shape):
+    tifffile.imwrite(tmp_path / "volume.tif", stack, **kwargs)
+    written = unstack(tmp_path / "volume.tif", tmp_path / "out")
+    pages = stack.reshape(-1, *page_shape)
+    assert [p.name for p in written] == sorted(p.name for p in written) and len(written) == len(pages)
+    assert written[0].name == f"volume_{0:0{len(str(len(pages) - 1))}d}.tif"
+    for path, page in zip(written, pages):
+        image = read_native(path)
+        assert image.dtype == stack.dtype and np.array_equal(image, page)
+    with pytest.raises(UserError, match=r"volume_0+\.tif: exists; unstack into an empty folder"):
+        unstack(tmp_path / "volume.tif", tmp_path / "out")
+    assert unstack(tmp_path / "volume.tif", tmp_path / "out", name="slice")[0].name.startswith("slice_")

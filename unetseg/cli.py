@@ -1,8 +1,10 @@
-"""The `unetseg` command: predict new images, score any folder of masks, describe a model.
+"""The `unetseg` command: predict new images, score any folder of masks, describe a model, split a
+TIFF stack into the one-image files the pipeline reads.
 
     unetseg predict --model models/unet.keras --input FILE_OR_DIR --output DIR
     unetseg evaluate PRED_DIR TRUTH_DIR [--json scores.json]
     unetseg info models/unet.keras
+    unetseg unstack STACK.tif FOLDER [--name NAME]
 
 Only what a command needs is imported when it runs (Keras only for predict), so `--help` is instant.
 The pipeline itself runs through `dvc repro`.
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict(commands)
     add_evaluate(commands)
     add_info(commands)
+    add_unstack(commands)
     return parser
 
 
@@ -90,8 +93,9 @@ def add_evaluate(commands) -> None:
         "evaluate", help="score a folder of predicted masks against the true ones",
         description="Dice, IoU, precision, recall and pixel accuracy (means over images) and, for one class, "
                     "objects matched on IoU (AP, F1, PQ at IoU 0.5, mean AP over 0.5..0.95, merges, splits), as "
-                    "the pipeline's evaluate stage scores them. Masks pair by file name stem; either side may "
-                    "be binary (0/1, 0/255) or object ids, from any tool.")
+                    "the pipeline's evaluate stage scores them. Masks pair by file name stem (or the stem "
+                    "with a fixed text added, as a_segmentation.png); either side may be binary (0/1, 0/255) or "
+                    "object ids, from any tool.")
     parser.set_defaults(command=run_evaluate)
     parser.add_argument("predictions", metavar="PRED_DIR", type=Path, help="folder of predicted masks")
     parser.add_argument("truths", metavar="TRUTH_DIR", type=Path, help="folder of true masks")
@@ -108,6 +112,26 @@ def add_info(commands) -> None:
     parser.add_argument("model", metavar="MODEL", type=Path, nargs="?", default=Path(MODEL),
                         help=f"a .keras model (default: {MODEL})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
+
+
+def add_unstack(commands) -> None:
+    parser = commands.add_parser(
+        "unstack", help="split a multi-page TIFF stack into one TIFF per image",
+        description="The pipeline reads one image per file; a stack (slices, pages, time points: ISBI-2012's "
+                    "train-volume.tif and train-labels.tif, for one) becomes FOLDER/<name>_<index>.tif, each in "
+                    "its own dtype, indices zero-padded. Split the masks' stack the same way: names that differ "
+                    "by one fixed text pair up (train-volume_07.tif with train-labels_07.tif).")
+    parser.set_defaults(command=run_unstack)
+    parser.add_argument("stack", metavar="STACK", type=Path, help="a multi-page TIFF")
+    parser.add_argument("folder", metavar="FOLDER", type=Path, help="folder for the images (created if needed)")
+    parser.add_argument("--name", help="the files' name before the index (default: the stack's file name stem)")
+
+
+def run_unstack(args) -> None:
+    from unetseg.imageio import unstack
+
+    written = unstack(args.stack, args.folder, args.name)
+    print(f"unstack: {len(written)} images -> {args.folder}/ ({written[0].name} to {written[-1].name})")
 
 
 def run_predict(args) -> None:

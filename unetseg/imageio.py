@@ -8,6 +8,7 @@ import tifffile
 from PIL import Image
 
 from unetseg.errors import UserError
+from unetseg.files import atomic_file
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")  # BMP: GlaS; GIF: DRIVE's masks
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -107,16 +108,63 @@ def _check_exists(path: Path) -> None:
 
 
 def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, bool]:
-    """The first image of the first series, channels last; whether its last channel is declared alpha."""
+    """The image of the first series, channels last; whether its last channel is declared alpha. A
+    stack of several images (pages, slices, time points) is refused: one image per file."""
     with _decoding(path), tifffile.TiffFile(path) as tiff:
         series = tiff.series[0]
         _check_size(path, series.keyframe.imagelength, series.keyframe.imagewidth, max_pixels)
+        pages = stack_size(series.shape, series.axes)
+        if pages > 1:
+            raise UserError(f"{path}: a stack of {pages} images ({series.axes} {'x'.join(map(str, series.shape))}); "
+                            f"the pipeline reads one image per file: split it with `unetseg unstack {path} FOLDER`")
         array, axes, extrasamples = series.asarray(), series.axes, series.keyframe.extrasamples
-    if array.ndim == 4:
-        array, axes = array[0], axes[1:]
-    if array.ndim == 3 and axes[0] in "SC":  # planar-separate samples or ImageJ channels come first
-        array = np.moveaxis(array, 0, -1)
-    return array, bool(extrasamples) and extrasamples[-1] in TIFF_ALPHA_SAMPLES
+    return one_image(array, axes), bool(extrasamples) and extrasamples[-1] in TIFF_ALPHA_SAMPLES
+
+
+IMAGE_AXES = "YXSC"  # tifffile's axes of one image: rows, columns, samples, channels; any other stacks images
+
+
+def stack_size(shape, axes: str) -> int:
+    """How many images a TIFF series of this shape and these axes stacks."""
+    return int(np.prod([n for n, axis in zip(shape, axes) if axis not in IMAGE_AXES]))
+
+
+def one_image(array: np.ndarray, axes: str) -> np.ndarray:
+    """One image of a series (its stacking axes of length 1), channels last: planar-separate samples
+    and ImageJ channels come first in the file."""
+    keep = [axis in IMAGE_AXES for axis in axes]
+    array = array.reshape([n for n, kept in zip(array.shape, keep) if kept])
+    axes = "".join(axis for axis in axes if axis in IMAGE_AXES)
+    return np.moveaxis(array, 0, -1) if array.ndim == 3 and axes[0] in "SC" else array
+
+
+def unstack(path, folder, name: str | None = None) -> list[Path]:
+    """Each image of a TIFF stack as a TIFF of its own in `folder`, in its own dtype: `<name>_<index>.tif`
+    (name: the stack's stem), indices zero-padded so the files sort in stack order. Refuses to overwrite."""
+    path, folder = Path(path), Path(folder)
+    _check_exists(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        raise UserError(f"{path}: not a TIFF; unstack splits multi-page TIFF stacks")
+    with _decoding(path), tifffile.TiffFile(path) as tiff:
+        series = tiff.series[0]
+        array, axes = series.asarray(), series.axes
+    stacked = [i for i, axis in enumerate(axes) if axis not in IMAGE_AXES]
+    kept = [i for i, axis in enumerate(axes) if axis in IMAGE_AXES]
+    array = np.transpose(array, stacked + kept)
+    images = array.reshape((-1, *array.shape[len(stacked):]))
+    digits = len(str(len(images) - 1))
+    targets = [folder / f"{name or path.stem}_{index:0{digits}d}.tif" for index in range(len(images))]
+    existing = [target for target in targets if target.exists()]
+    if existing:
+        raise UserError(f"{existing[0]}: exists; unstack into an empty folder or give another --name")
+    folder.mkdir(parents=True, exist_ok=True)
+    image_axes = "".join(axes[i] for i in kept)
+    for image, target in zip(images, targets):
+        image = one_image(image, image_axes)
+        colour = image.ndim == 3 and image.shape[-1] in (3, 4)
+        with atomic_file(target) as tmp:
+            tifffile.imwrite(tmp, image, photometric="rgb" if colour else "minisblack")
+    return targets
 
 
 def _read_pillow(path: Path, keep_palette: bool, max_pixels: int) -> tuple[np.ndarray, bool]:
