@@ -55,6 +55,7 @@ def all_counts(project: Path, scales, tta: str) -> dict:
     """{split: {stem: {scale: counts}}}: what the cache in the project lacks is computed and added."""
     from stages.common import read_json
     from unetseg.inference import load_model
+    from unetseg.normalize import load_prepared_image
     from unetseg.params import parse_params, with_predict
 
     cache = project / "object_scale_cache" / f"{tta}.json"
@@ -65,9 +66,11 @@ def all_counts(project: Path, scales, tta: str) -> dict:
     chosen = read_json(project / "data/predictions/postprocess.json")
     model = load_model(project / "models/unet.keras")
     prepared = project / "data/prepared"
+    manifest = read_json(prepared / "manifest.json")
     for split in SPLITS:
         for path in sorted((prepared / split / "images").glob("*.npy")):
-            image, truth = np.load(path), np.load(prepared / split / "labels" / path.name)
+            image = load_prepared_image(path, manifest, path.stem)
+            truth = np.load(prepared / split / "labels" / path.name).astype(np.int32)
             per_scale = done.setdefault(split, {}).setdefault(path.stem, {})
             for scale in (s for s in scales if str(s) not in per_scale):
                 per_scale[str(scale)] = image_counts(model, params, image, truth, scale, chosen)

@@ -36,23 +36,26 @@ def cached_outputs(project: Path) -> dict:
     prepared = project / "data/prepared"
     if not (cache / "done").exists():
         predict_all(project, cache)
-    return {split: [(np.load(prepared / split / "labels" / path.name), np.load(path).astype(np.float32))
-                    for path in sorted((cache / split).glob("*.npy"))] for split in SPLITS}
+    return {split: [(np.load(prepared / split / "labels" / path.name).astype(np.int32),
+                     np.load(path).astype(np.float32)) for path in sorted((cache / split).glob("*.npy"))]
+            for split in SPLITS}
 
 
 def predict_all(project: Path, cache: Path) -> None:
     from stages.common import read_json
     from unetseg.inference import load_model, predict_probabilities
+    from unetseg.normalize import load_prepared_image
     from unetseg.params import parse_params, with_predict
 
     params = parse_params(yaml.safe_load((project / "params.yaml").read_text()))
     plan = read_json(project / "reports/plan.json")["values"]
     params = with_predict(params, {"tile_size": plan["predict.tile_size"]})
     model = load_model(project / "models/unet.keras")
+    manifest = read_json(project / "data/prepared/manifest.json")
     for split in SPLITS:
         (cache / split).mkdir(parents=True, exist_ok=True)
         for path in sorted((project / "data/prepared" / split / "images").glob("*.npy")):
-            output = predict_probabilities(model, np.load(path), params, path)
+            output = predict_probabilities(model, load_prepared_image(path, manifest, path.stem), params, path)
             np.save(cache / split / path.name, output.astype(np.float16))
     (cache / "done").touch()
 

@@ -29,6 +29,7 @@ from unetseg.imageio import read_mask, write_png
 from unetseg.instances import (UNMATCHED_CAUSES, evaluate_instances, headline, labels_from_mask, scores_from_matches,
                                split_and_merged_pixels, summarize_instances)
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, shown, summarize
+from unetseg.normalize import load_prepared_image
 
 PREPARED, PREDICTIONS = Path("data/prepared"), Path("data/predictions")
 METRICS, PER_IMAGE, THRESHOLDS, OVERLAYS = ("reports/metrics.json", "reports/per_image.csv",
@@ -54,7 +55,7 @@ def main(argv) -> None:
         prediction = predicted_labels(stem, num_classes, truth.shape)
         results[stem] = evaluate_image(truth, prediction, num_classes)
         constant += is_constant(prediction)
-        image = np.load(PREPARED / "test" / "images" / f"{stem}.npy")
+        image = load_prepared_image(PREPARED / "test" / "images" / f"{stem}.npy", manifest, stem)
         trivial = baseline_predictions(image, truth, num_classes)
         for name, labels in trivial.items():
             baselines[name].append(evaluate_image(truth, labels, num_classes))
@@ -88,7 +89,7 @@ def main(argv) -> None:
     write_json(METRICS, metrics, sort_keys=False)
     write_per_image(results, objects, num_classes)
     write_threshold_sweep(sweep)
-    write_overlays(results, params.evaluate.overlays, num_classes)
+    write_overlays(results, params.evaluate.overlays, num_classes, manifest)
     name, best = best_baseline(baseline_dice)
     print(f"evaluate: {len(stems)} test images: Dice {shown(pixels['dice'])}, IoU {shown(pixels['iou'])} "
           f"(best trivial baseline: {name} {shown(best)}) -> {METRICS}")
@@ -103,7 +104,7 @@ def predicted_labels(stem: str, num_classes: int, shape) -> np.ndarray:
 
 
 def true_instances(stem: str) -> np.ndarray:
-    return np.load(PREPARED / "test" / "labels" / f"{stem}.npy")
+    return np.load(PREPARED / "test" / "labels" / f"{stem}.npy").astype(np.int32)
 
 
 def predicted_instances(stem: str, shape) -> np.ndarray:
@@ -202,7 +203,7 @@ def write_threshold_sweep(sweep: dict) -> None:
             writer.writerow([t, _fmt(summary["dice"]), _fmt(summary["iou"])])
 
 
-def write_overlays(results: dict, count: int, num_classes: int) -> None:
+def write_overlays(results: dict, count: int, num_classes: int, manifest: dict) -> None:
     """The `count` worst and best test images by Dice, as worst1.png, ..., best1.png, ...: TP green,
     FP red, FN blue over the grey image, and for one class the outlines of the objects (outline_objects)."""
     ranked = sorted((s for s in results if np.isfinite(foreground_score(results[s], "dice", num_classes))),
@@ -211,7 +212,7 @@ def write_overlays(results: dict, count: int, num_classes: int) -> None:
     chosen += [("best", i, s) for i, s in enumerate(reversed(ranked[-count:] if count else []))]
     with atomic_dir(OVERLAYS) as out:
         for kind, rank, stem in chosen:
-            image = np.load(PREPARED / "test" / "images" / f"{stem}.npy")
+            image = load_prepared_image(PREPARED / "test" / "images" / f"{stem}.npy", manifest, stem)
             truth = np.load(PREPARED / "test" / "masks" / f"{stem}.npy")
             overlay = colour_overlay(image, truth, predicted_labels(stem, num_classes, truth.shape))
             if num_classes == 1:

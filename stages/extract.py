@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage
 from unetseg.instances import boundary_classes, contact_weights, resolve_target, weighted_target
+from unetseg.normalize import load_prepared_image
 from unetseg.params import OBJECT_TARGETS
 from unetseg.patches import extract_patches
 from unetseg.scale import rescaled_image, rescaled_labels
@@ -39,7 +40,8 @@ def main(argv) -> None:
             out = stack.enter_context(atomic_dir(f"{OUT}/{split}"))
             writer = ShardWriter(out, patch, manifest["channels"], shard_size, weights=has_weights(target, params.data))
             for index, stem in enumerate(tqdm(manifest["splits"][split], desc=f"extract {split}")):
-                image = rescaled_image(np.load(PREPARED / split / "images" / f"{stem}.npy", mmap_mode="r"), scale)
+                image = rescaled_image(load_prepared_image(PREPARED / split / "images" / f"{stem}.npy", manifest, stem),
+                                       scale)
                 mask, weights = target_mask(PREPARED / split, stem, target, params.data, scale)
                 rng = np.random.default_rng([params.base.seed, index])
                 if weights is None:
@@ -67,7 +69,7 @@ def target_mask(folder: Path, stem: str, target: str, data, scale: float = 1.0) 
     with contact_weight)."""
     if target not in OBJECT_TARGETS:  # binary, classes: the prepared class ids
         return rescaled_labels(np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r"), scale), None
-    labels = rescaled_labels(np.load(folder / "labels" / f"{stem}.npy"), scale)
+    labels = rescaled_labels(np.load(folder / "labels" / f"{stem}.npy").astype(np.int32), scale)
     if target == "weighted":
         return weighted_target(labels, data.boundary_width, data.border_weight, data.border_sigma)
     weights = contact_weights(labels, data.contact_weight, data.border_sigma) if has_weights(target, data) else None

@@ -7,6 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, run_stage, write_json
+from unetseg.normalize import load_prepared_image
 from unetseg.plan import dataset_fingerprint, describe, image_fingerprint, make_plan, stage_values
 
 PREPARED = Path("data/prepared")
@@ -19,7 +20,7 @@ def main(argv) -> None:
     num_classes = manifest["num_classes"]
     train = []
     for stem in tqdm(manifest["splits"]["train"], desc="fingerprint"):
-        image = np.load(PREPARED / "train" / "images" / f"{stem}.npy", mmap_mode="r")
+        image = load_prepared_image(PREPARED / "train" / "images" / f"{stem}.npy", manifest, stem)
         mask = np.load(PREPARED / "train" / "masks" / f"{stem}.npy")
         train.append(image_fingerprint(image, mask, num_classes))
     val_shapes = [manifest["images"][stem]["shape"] for stem in manifest["splits"]["val"]]

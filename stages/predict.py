@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json
 from unetseg.files import file_md5
-from unetseg.inference import (CHOICE_PIXELS, MODEL_MD5, in_workers, keras, load_model, objects_pool, predict_probabilities,
-                               resolved_auto, spread_within, written_prediction)
+from unetseg.inference import (CHOICE_PIXELS, MODEL_MD5, in_workers, keras, load_model, objects_pool,
+                               predict_probabilities, resolved_auto, spread_within, written_prediction)
 from unetseg.instances import MIN_SIZES, best_postprocessing, postprocessing_scores, seed_candidates, seed_rule
 from unetseg.modelfile import model_gap, model_scale, model_target, read_preprocessing
+from unetseg.normalize import load_prepared_image
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
@@ -35,15 +36,17 @@ def main(argv) -> None:
     params = with_predict(params, {"tile_size": read_plan("predict")["predict.tile_size"]})
     model, preprocessing = load_model(MODEL), read_preprocessing(MODEL)
     target, gap, scale = model_target(preprocessing), model_gap(preprocessing), model_scale(preprocessing)
-    splits = read_json(PREPARED / "manifest.json")["splits"]
+    manifest = read_json(PREPARED / "manifest.json")
+    splits = manifest["splits"]
     objects = target in OBJECT_TARGETS
     pixels = image_pixels(splits) if objects else {}
     with objects_pool([n for split in pixels.values() for n in split]) as pool:
         val = [splits["val"][i] for i in spread_within(pixels["val"])] if objects else []
-        choice = choose_postprocessing(model, val, params, target, gap, scale, pool, len(splits["val"])) if objects else {}
+        choice = (choose_postprocessing(model, manifest, val, params, target, gap, scale, pool, len(splits["val"]))
+                  if objects else {})
         params = with_predict(params, resolved_auto(params.predict, choice))
         with atomic_dir(OUT) as out:
-            tasks = ((out, stem, output_of_test_image(model, stem, params, scale), params, target, gap)
+            tasks = ((out, stem, output_of_test_image(model, manifest, stem, params, scale), params, target, gap)
                      for stem in splits["test"])
             for _ in tqdm(in_workers(pool, written_prediction, tasks), total=len(splits["test"]), desc="predict"):
                 pass
@@ -57,12 +60,12 @@ def image_pixels(splits: dict) -> dict[str, list[int]]:
                     for stem in splits[split]] for split in ("val", "test")}
 
 
-def output_of_test_image(model: keras.Model, stem: str, params: Params, scale: float) -> np.ndarray:
+def output_of_test_image(model: keras.Model, manifest: dict, stem: str, params: Params, scale: float) -> np.ndarray:
     path = PREPARED / "test" / "images" / f"{stem}.npy"
-    return predict_probabilities(model, np.load(path), params, path, scale)
+    return predict_probabilities(model, load_prepared_image(path, manifest, stem), params, path, scale)
 
 
-def choose_postprocessing(model: keras.Model, val: list[str], params: Params, target: str, gap: int,
+def choose_postprocessing(model: keras.Model, manifest: dict, val: list[str], params: Params, target: str, gap: int,
                           scale: float = 1.0, pool=None, val_count: int | None = None) -> dict:
     """For the boundary and weighted targets, the seed and minimum object size knobs left auto: the
     values whose objects score the best AP@0.5 on the validation images `val` (of `val_count`: evenly
@@ -79,8 +82,8 @@ def choose_postprocessing(model: keras.Model, val: list[str], params: Params, ta
     def validation_outputs():
         for stem in tqdm(val, desc="choose post-processing"):
             path = PREPARED / "val" / "images" / f"{stem}.npy"
-            truth = np.load(PREPARED / "val" / "labels" / f"{stem}.npy")
-            yield truth, predict_probabilities(model, np.load(path), params, path, scale)
+            truth = np.load(PREPARED / "val" / "labels" / f"{stem}.npy").astype(np.int32)
+            yield truth, predict_probabilities(model, load_prepared_image(path, manifest, stem), params, path, scale)
 
     scores = postprocessing_scores(validation_outputs(), cfg.threshold, seeds, sizes, target, gap,
                                    mapper=partial(in_workers, pool))

@@ -1,5 +1,8 @@
-"""Stage prepare: check the dataset, normalise intensities, split by image, write arrays + manifest,
-and report what the dataset holds (reports/data.json)."""
+"""Stage prepare: check the dataset, split by image, write arrays + manifest, and report what the
+dataset holds (reports/data.json). Images are stored as read (their own dtype: 1 byte a pixel and
+channel for 8-bit, not float32's 4) with what normalises each in the manifest (`levels`): the stages
+that read them normalise on loading (unetseg.normalize.with_levels), to the same float32 values.
+Object labels are stored in 16 bits where their ids fit."""
 
 import sys
 
@@ -7,11 +10,12 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, run_stage, write_json
-from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_trainable, check_validation, find_pairs,
-                             instance_labels, integrity_report, integrity_warnings, mask_to_classes, read_user_mask,
-                             resolve_channels, resolve_mask_type, split_stems)
+from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_trainable, check_validation,
+                             compact_labels, find_pairs, instance_labels, integrity_report, integrity_warnings,
+                             mask_to_classes, read_user_mask, resolve_channels, resolve_mask_type, split_stems)
 from unetseg.imageio import read_image
-from unetseg.normalize import choose_inversion, dataset_statistics, has_bright_background, normalize, object_contrast
+from unetseg.normalize import (choose_inversion, dataset_statistics, has_bright_background, normalize,
+                               normalize_with_levels, object_contrast)
 
 OUT = "data/prepared"
 REPORT = "reports/data.json"
@@ -42,19 +46,22 @@ def main(argv) -> None:
         spec, [sources[s] for s in splits["train"]], channels, data) if cfg.invert == "auto" else [])
     report["invert"] = {"param": cfg.invert, "used": spec["invert"], "reason": reason}
 
+    levels = {}
     with atomic_dir(OUT) as out:
         for stem, (image_path, mask_path) in tqdm(sources.items(), desc="prepare"):
             folder = out / split_of[stem]
             (folder / "images").mkdir(parents=True, exist_ok=True)
             (folder / "masks").mkdir(parents=True, exist_ok=True)
-            image, mask, classes = read_prepared(image_path, mask_path, spec, channels, data)
+            image = read_image(image_path, channels)  # kept as read: its normalisation goes in the manifest
+            levels[stem] = normalize_with_levels(image, spec)[1]
+            mask, classes = read_classes(mask_path, data)
             np.save(folder / "images" / f"{stem}.npy", image)
             np.save(folder / "masks" / f"{stem}.npy", classes)
             if data.num_classes == 1:  # the objects, for instance targets and metrics
                 (folder / "labels").mkdir(exist_ok=True)
-                np.save(folder / "labels" / f"{stem}.npy", instance_labels(mask))
+                np.save(folder / "labels" / f"{stem}.npy", compact_labels(instance_labels(mask)))
         write_json(out / "manifest.json", manifest(channels, data.num_classes, mask_type, spec, splits, sources,
-                                                   summaries))
+                                                   summaries, levels))
         write_json(REPORT, report)
     print(f"prepare: {len(pairs)} image pairs ({mask_type} masks, {channels} channel(s)), split "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} (train/val/test) -> {OUT}/, {REPORT}")
@@ -71,23 +78,23 @@ def normalization_spec(cfg, train_images, channels: int) -> dict:
     return spec
 
 
-def read_prepared(image_path, mask_path, spec: dict, channels: int, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One pair as prepare writes it: the normalised image, the mask as read, and its class ids."""
-    image = normalize(read_image(image_path, channels), spec)
+def read_classes(mask_path, data) -> tuple[np.ndarray, np.ndarray]:
+    """A mask as read, and its class ids."""
     mask, _ = read_user_mask(mask_path, data.num_classes, data.mask_type)
-    return image, mask, mask_to_classes(mask, data.num_classes, mask_path, data.mask_type)
+    return mask, mask_to_classes(mask, data.num_classes, mask_path, data.mask_type)
 
 
 def polarity_samples(spec: dict, pairs, channels: int, data) -> list[tuple]:
     """(bright background, object contrast) of each (image, mask) pair, as normalised before any inversion."""
     samples = []
     for image_path, mask_path in tqdm(pairs, desc="polarity"):
-        image, _, classes = read_prepared(image_path, mask_path, {**spec, "invert": "none"}, channels, data)
+        image = normalize(read_image(image_path, channels), {**spec, "invert": "none"})
+        classes = read_classes(mask_path, data)[1]
         samples.append((has_bright_background(image, spec["mode"]), object_contrast(image, classes > 0)))
     return samples
 
 
-def manifest(channels: int, num_classes: int, mask_type: str, spec, splits, sources, summaries) -> dict:
+def manifest(channels: int, num_classes: int, mask_type: str, spec, splits, sources, summaries, levels) -> dict:
     def fraction(members):
         pixels = sum(np.prod(summaries[s]["shape"]) for s in members)
         fg = sum(np.prod(summaries[s]["shape"]) * summaries[s]["foreground_fraction"] for s in members)
@@ -102,7 +109,8 @@ def manifest(channels: int, num_classes: int, mask_type: str, spec, splits, sour
         "splits": splits,
         "counts": {name: len(splits[name]) for name in SPLITS},
         "foreground_fraction": {name: fraction(splits[name]) for name in SPLITS},
-        "images": {stem: {"split": split_of[stem], "image": str(image), "mask": str(mask), **summaries[stem]}
+        "images": {stem: {"split": split_of[stem], "image": str(image), "mask": str(mask), **summaries[stem],
+                          "levels": levels[stem]}
                    for stem, (image, mask) in sources.items()},
     }
 

@@ -69,7 +69,7 @@ MODULE_READERS = {
     "stages/prepare.py": {"prepare"},
     "unetseg/dataset.py": {"prepare"},
     "unetseg/naming.py": {"prepare"},
-    "unetseg/normalize.py": {"prepare", "predict"},
+    "unetseg/normalize.py": {"prepare", "plan", "extract", "predict", "evaluate"},
     "stages/extract.py": {"extract"},
     "unetseg/patches.py": {"plan", "extract", "predict"},
     "stages/plan.py": {"plan"},

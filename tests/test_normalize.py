@@ -1,8 +1,10 @@
+import json
+
 import numpy as np
 import pytest
 
-from unetseg.normalize import (choose_inversion, dataset_statistics, has_bright_background, normalize, object_contrast,
-                               percentile_normalize, standardize)
+from unetseg.normalize import (choose_inversion, dataset_statistics, has_bright_background, normalize,
+                               normalize_with_levels, object_contrast, percentile_normalize, standardize, with_levels)
 
 
 def test_percentile_normalize_maps_percentiles_to_unit_range_per_channel():
@@ -85,3 +87,17 @@ def test_auto_inverts_only_when_that_makes_one_polarity(images, used):
 def test_a_pinned_inversion_is_used_as_set():
     assert choose_inversion("none", [(False, 0.5)] * 8 + [(True, -0.4)] * 2) == ("none", "set in params.yaml")
     assert choose_inversion("bright_background", [])[0] == "bright_background"
+
+
+@pytest.mark.parametrize("spec", [percentile_spec("none"), percentile_spec(),
+                                  {"mode": "dataset", "mean": 90.0, "std": 40.0, "percentiles": [1, 99],
+                                   "invert": "bright_background"}])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_an_image_stored_as_read_with_its_levels_normalises_to_the_same_bytes(spec, dtype):
+    """prepare keeps images in their own dtype and their levels in the manifest (JSON)."""
+    rng = np.random.default_rng(1)
+    for image in (objects_on(200, 20), objects_on(20, 200), rng.integers(0, 250, (9, 11, 3)).astype(np.float32)):
+        image = image.astype(dtype)
+        normalized, levels = normalize_with_levels(image, spec)
+        stored = json.loads(json.dumps(levels))
+        assert with_levels(image, spec, stored).tobytes() == normalized.tobytes() == normalize(image, spec).tobytes()

@@ -8,6 +8,8 @@ import tifffile
 from PIL import Image
 
 from stage_runner import run_stage, write_params
+from unetseg.imageio import read_image
+from unetseg.normalize import load_prepared_image, normalize
 
 RNG = np.random.default_rng(3)
 
@@ -75,9 +77,12 @@ def test_every_format_is_read_split_and_reported(tmp_path, num_classes):
     manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())
     assert manifest["channels"] == 3, "colour images are present, so data.channels: auto picks RGB"
     for stem, entry in manifest["images"].items():
-        image = np.load(tmp_path / "data/prepared" / entry["split"] / "images" / f"{stem}.npy")
+        path = tmp_path / "data/prepared" / entry["split"] / "images" / f"{stem}.npy"
+        image = load_prepared_image(path, manifest, stem)
         mask = np.load(tmp_path / "data/prepared" / entry["split"] / "masks" / f"{stem}.npy")
         assert image.shape == truth[stem].shape + (3,) and image.dtype == np.float32
+        assert np.load(path).dtype == np.dtype(entry["dtype"]), "stored in the file's own dtype"
+        assert np.array_equal(image, normalize(read_image(tmp_path / entry["image"], 3), manifest["normalization"]))
         expected = (truth[stem] > 0) if num_classes == 1 else truth[stem]
         np.testing.assert_array_equal(mask, expected.astype(np.uint8))
 

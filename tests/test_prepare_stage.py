@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from stage_runner import error_line, run_stage, write_params
+from unetseg.normalize import load_prepared_image
 
 SIZE = (40, 48)
 
@@ -42,10 +43,15 @@ def test_prepare_writes_split_arrays_and_manifest(dataset):
     assert sorted(stems) == [f"img{i}" for i in range(6)]
     for split, members in manifest["splits"].items():
         for stem in members:
-            image = np.load(dataset / f"data/prepared/{split}/images/{stem}.npy")
-            mask = np.load(dataset / f"data/prepared/{split}/masks/{stem}.npy")
+            path = dataset / f"data/prepared/{split}/images/{stem}.npy"
+            stored, image = np.load(path), load_prepared_image(path, manifest, stem)
+            assert stored.dtype == np.uint8, "kept as read: a quarter of float32's bytes"
+            assert np.array_equal(stored[..., 0], np.asarray(Image.open(dataset / f"raw/images/{stem}.png")))
             assert image.shape == SIZE + (1,) and image.dtype == np.float32
+            assert image.min() < 0.05 and 0.95 < image.max() < 1.05  # the percentiles to [0, 1]
+            mask = np.load(dataset / f"data/prepared/{split}/masks/{stem}.npy")
             assert mask.shape == SIZE and set(np.unique(mask)) <= {0, 1}
+            assert np.load(dataset / f"data/prepared/{split}/labels/{stem}.npy").dtype == np.uint16
     assert manifest["normalization"]["mode"] == "percentile"
 
 
@@ -207,7 +213,7 @@ def test_prepare_inverts_bright_background_images_when_polarity_is_mixed(tmp_pat
     polarity = set()
     for split, members in manifest["splits"].items():
         for stem in members:
-            image = np.load(tmp_path / f"data/prepared/{split}/images/{stem}.npy")[..., 0]
+            image = load_prepared_image(tmp_path / f"data/prepared/{split}/images/{stem}.npy", manifest, stem)[..., 0]
             mask = np.load(tmp_path / f"data/prepared/{split}/masks/{stem}.npy") > 0
             polarity.add(bool(image[mask].mean() > image[~mask].mean()))
     assert polarity == ({True} if used == "bright_background" else {True, False})

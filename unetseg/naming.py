@@ -83,7 +83,8 @@ def best_rule(images, masks) -> NameRule:
     return max(candidates, key=lambda rule: len(rule.pairs(images, masks)))
 
 
-def pair_by_name(images: dict[str, Path], masks: dict[str, Path], images_dir, masks_dir) -> tuple[dict[str, str], NameRule]:
+def pair_by_name(images: dict[str, Path], masks: dict[str, Path], images_dir,
+                 masks_dir) -> tuple[dict[str, str], NameRule]:
     """Mask stem by image stem for every image, and the rule that paired them; every image needs its mask
     and every mask its image."""
     rule = best_rule(images, masks)

@@ -5,11 +5,21 @@ from typing import Iterable, Optional
 import numpy as np
 
 
+def percentile_levels(image: np.ndarray, low: float, high: float) -> dict:
+    """The [low, high] percentiles of each channel, which percentile normalisation maps to [0, 1]."""
+    lo, hi = np.percentile(image.astype(np.float32), [low, high], axis=(0, 1))
+    return {"low": lo.tolist(), "high": hi.tolist()}
+
+
 def percentile_normalize(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map the [low, high] percentiles of each channel to [0, 1] (values beyond may stick out)."""
-    image = image.astype(np.float32)
-    lo, hi = np.percentile(image, [low, high], axis=(0, 1), keepdims=True)
-    return ((image - lo) / np.maximum(hi - lo, 1e-6)).astype(np.float32)
+    return to_unit_range(image, percentile_levels(image, low, high))
+
+
+def to_unit_range(image: np.ndarray, levels: dict) -> np.ndarray:
+    """Each channel's [low, high] levels to [0, 1]."""
+    lo, hi = np.asarray(levels["low"]), np.asarray(levels["high"])
+    return ((image.astype(np.float32) - lo) / np.maximum(hi - lo, 1e-6)).astype(np.float32)
 
 
 def standardize(image: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -19,13 +29,37 @@ def standardize(image: np.ndarray, mean: float, std: float) -> np.ndarray:
 def normalize(image: np.ndarray, spec: dict) -> np.ndarray:
     """Normalise an (H, W, C) image as `spec` says (the "normalization" entry of the manifest), then
     mirror it about the middle of the range when spec["invert"] asks for it and its background is bright."""
+    return normalize_with_levels(image, spec)[0]
+
+
+def normalize_with_levels(image: np.ndarray, spec: dict) -> tuple[np.ndarray, dict]:
+    """The normalised image, and what besides `spec` gives it back from the image as read (`normalized`):
+    its percentile levels and whether it is mirrored. So prepare can store images in their own dtype."""
+    levels = percentile_levels(image, *spec["percentiles"]) if spec["mode"] == "percentile" else {}
+    levels["mirrored"] = False
+    normalized = with_levels(image, spec, levels)
+    if spec.get("invert", "none") == "bright_background" and has_bright_background(normalized, spec["mode"]):
+        levels["mirrored"] = True
+        normalized = mirrored(normalized, spec["mode"])
+    return normalized, levels
+
+
+def with_levels(image: np.ndarray, spec: dict, levels: dict) -> np.ndarray:
+    """An image as read, normalised by `spec` and its own `levels` (`normalize_with_levels`)."""
     if spec["mode"] == "percentile":
-        image = percentile_normalize(image, *spec["percentiles"])
+        image = to_unit_range(image, levels)
     else:
         image = standardize(image, spec["mean"], spec["std"])
-    if spec.get("invert", "none") == "bright_background" and has_bright_background(image, spec["mode"]):
-        image = (2 * MIDDLE[spec["mode"]] - image).astype(np.float32)
-    return image
+    return mirrored(image, spec["mode"]) if levels["mirrored"] else image
+
+
+def load_prepared_image(path, manifest: dict, stem: str) -> np.ndarray:
+    """An image that prepare stored as read (`path`), normalised as its manifest says for `stem`."""
+    return with_levels(np.load(path), manifest["normalization"], manifest["images"][stem]["levels"])
+
+
+def mirrored(normalized: np.ndarray, mode: str) -> np.ndarray:
+    return (2 * MIDDLE[mode] - normalized).astype(np.float32)
 
 
 MIDDLE = {"percentile": 0.5, "dataset": 0.0}  # the middle of the normalised range
