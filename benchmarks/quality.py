@@ -4,6 +4,8 @@
     python benchmarks/quality.py inverted           # the synthetic images, masks inverted (foreground ~87 %)
     python benchmarks/quality.py sparse             # the synthetic set with 1-2 nuclei per image (~1 %)
     python benchmarks/quality.py enlarged           # the synthetic set 4x larger: nuclei ~170 px across
+    python benchmarks/quality.py classes            # three classes: background, small and large nuclei;
+                                                    # masks named <image>_mask.png
     python benchmarks/quality.py dsb2018 [--data ../shared/datasets/dsb2018] [--masks masks]
     python benchmarks/quality.py dsb2018 --masks labels --mask-type instances   # objects: boundary target
     python benchmarks/quality.py membranes [--masks labels --mask-type instances]   # confluent cells, thin
@@ -144,6 +146,26 @@ def enlarged_data(root: Path, factor: int = 4) -> dict:
     return {"data.images": "data/raw/images", "data.masks": "data/raw/labels"}
 
 
+LARGE_AREA = 311  # px: the shipped nuclei's median area
+
+
+def classes_data(root: Path) -> dict:
+    """The synthetic dataset with three classes: background, nuclei under LARGE_AREA px (1), the rest (2);
+    masks named as the images plus `_mask` (as many public datasets name them)."""
+    def by_size(labels):
+        ids = np.asarray(labels)
+        large = np.bincount(ids.ravel()) >= LARGE_AREA
+        return Image.fromarray(np.where(ids > 0, 1 + large[ids], 0).astype(np.uint8))
+
+    synthetic_as_own_data(root, {"images": None, "labels": by_size}, "nuclei in two classes by size")
+    masks = root / "data/raw/labels"
+    for path in sorted(masks.glob("*.png")):
+        path.rename(path.with_name(f"{path.stem}_mask.png"))
+    dvc(root, "add", "data/raw/labels")
+    commit(root, "masks renamed")
+    return {"data.images": "data/raw/images", "data.masks": "data/raw/labels", "data.num_classes": 3}
+
+
 def copied_data(root: Path, source: Path, masks: str, mask_type: str) -> dict:
     shutil.copytree(source / "images", root / "data/raw/images")
     shutil.copytree(source / masks, root / "data/raw/masks")
@@ -217,7 +239,8 @@ def folder_gb(folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "enlarged", "dsb2018", "membranes"])
+    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "enlarged", "classes", "dsb2018",
+                                            "membranes"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/dsb2018")
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
     parser.add_argument("--mask-type", default="semantic", choices=["semantic", "instances"],
@@ -233,7 +256,7 @@ def main() -> None:
         dvc_project(root)
         changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
                    "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
-                   "enlarged": lambda: enlarged_data(root),
+                   "enlarged": lambda: enlarged_data(root), "classes": lambda: classes_data(root),
                    "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type),
                    "membranes": lambda: membranes_data(root, args.masks, args.mask_type)}[args.dataset]()
         changes = {**changes, **extra}
@@ -252,7 +275,8 @@ def main() -> None:
             "baselines": metrics["baselines"],
             "margin_over_best_baseline": metrics["margin_over_best_baseline"],
             "instances": metrics.get("instances"),
-            "by_image_kind": None if args.dataset == "membranes"  # DSB2018's kinds; all gray here
+            "per_class": metrics.get("per_class"),
+            "by_image_kind": None if args.dataset in ("membranes", "classes")  # DSB2018's kinds; all gray here
             else scores_by_kind(root, changes.get("data.images", "data/synthetic/images")),
             "warnings": [line for line in log.splitlines() if line.startswith("warning:")],
             "plan": plan["values"],
