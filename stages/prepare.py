@@ -59,7 +59,7 @@ def main(argv) -> None:
             np.save(folder / "masks" / f"{stem}.npy", classes)
             if data.num_classes == 1:  # the objects, for instance targets and metrics
                 (folder / "labels").mkdir(exist_ok=True)
-                np.save(folder / "labels" / f"{stem}.npy", compact_labels(instance_labels(mask)))
+                np.save(folder / "labels" / f"{stem}.npy", compact_labels(instance_labels(mask, mask_type)))
         write_json(out / "manifest.json", manifest(channels, data.num_classes, mask_type, spec, splits, sources,
                                                    summaries, levels))
         write_json(REPORT, report)

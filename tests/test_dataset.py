@@ -260,3 +260,26 @@ def test_a_16_bit_0_65535_mask_is_binary():
     mask = np.zeros((6, 6), np.uint16)
     mask[0:2, 0:2] = mask[4:6, 4:6] = 65535
     assert instance_labels(mask).max() == 2  # its connected components, not one object of id 65535
+
+
+def test_masks_of_0_and_one_other_value_are_binary_not_one_object_each(tmp_path):
+    """A binary mask saved with palette index 2 (or gray 128): the same single value in every mask."""
+    masks = [np.zeros((6, 9), np.uint8) for _ in range(2)]
+    masks[0][1:3, 1:3] = masks[0][1:3, 5:8] = 2  # two separate blobs
+    masks[1][2:4, 2:6] = 2
+    make_folder(tmp_path / "images", ["a.png", "b.png"], shape=(6, 9))
+    (tmp_path / "masks").mkdir()
+    for name, mask in zip("ab", masks):
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{name}.png")
+    summaries = {name: check_pair(tmp_path / "images" / f"{name}.png", tmp_path / "masks" / f"{name}.png", 1)
+                 for name in "ab"}
+    assert summaries["a"]["single_value"] == 2 and summaries["a"]["objects"] == 2
+    assert resolve_mask_type("auto", 1, summaries) == "semantic"
+    assert instance_labels(masks[0], "semantic").max() == 2  # its components, not one object of id 2
+    report = {**integrity_report(summaries, {"train": ["a", "b"], "val": [], "test": []}, "auto", 1),
+              "mask_type": "semantic"}
+    assert any("masks hold 0 and 2 only" in warning for warning in integrity_warnings(report, "percentile"))
+    assert not any("masks hold 0 and 2" in w for w in integrity_warnings({**report, "mask_type": "instances"},
+                                                                         "percentile"))
+    summaries["b"]["single_value"] = 3  # different values: object ids after all
+    assert resolve_mask_type("auto", 1, summaries) == "instances"

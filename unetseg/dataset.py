@@ -109,9 +109,11 @@ def _some(values: np.ndarray) -> str:
     return shown + (f", ... ({values.size} distinct)" if values.size > 6 else "")
 
 
-def instance_labels(mask: np.ndarray) -> np.ndarray:
-    """(H, W) int32 object ids: a binary mask's connected components, else the mask's own ids."""
-    return labels_from_mask(mask) if is_binary(np.unique(mask)) else mask.astype(np.int32)
+def instance_labels(mask: np.ndarray, mask_type: str = "auto") -> np.ndarray:
+    """(H, W) int32 object ids: the connected components of a binary (or semantic) mask, else the
+    mask's own ids."""
+    binary = mask_type == "semantic" or is_binary(np.unique(mask))
+    return labels_from_mask(mask) if binary else mask.astype(np.int32)
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:
@@ -123,7 +125,15 @@ def resolve_mask_type(mask_type: str, num_classes: int, summaries: dict[str, dic
     """data.mask_type with auto resolved: instances when some mask of one class holds object ids."""
     if mask_type != "auto":
         return mask_type
-    return "instances" if num_classes == 1 and any(s["object_ids"] for s in summaries.values()) else "semantic"
+    with_ids = num_classes == 1 and any(s["object_ids"] for s in summaries.values())
+    return "instances" if with_ids and single_foreground_value(summaries) is None else "semantic"
+
+
+def single_foreground_value(summaries: dict[str, dict]) -> int | None:
+    """The one value besides 0 of every one-class mask that is not 0/1 or 0/255, when they share one (a
+    binary mask saved with, say, palette index 2 or gray 128): those are binary masks, not object ids."""
+    values = {s.get("single_value") for s in summaries.values() if s.get("object_ids")}
+    return values.pop() if len(values) == 1 and None not in values else None
 
 
 def check_pair(image_path, mask_path, num_classes: int, mask_type: str = "auto") -> dict:
@@ -140,8 +150,12 @@ def check_pair(image_path, mask_path, num_classes: int, mask_type: str = "auto")
                **({"soft_mask": True} if soft else {})}
     if num_classes == 1:
         values = np.unique(mask)
+        foreground = values[values > 0]
         summary["object_ids"] = not is_binary(values)
-        summary["objects"] = int(np.count_nonzero(values) if summary["object_ids"] else labels_from_mask(mask).max())
+        if summary["object_ids"] and foreground.size == 1:
+            summary["single_value"] = int(foreground[0])
+        ids = summary["object_ids"] and foreground.size > 1
+        summary["objects"] = int(foreground.size if ids else labels_from_mask(mask).max())
     return summary
 
 
@@ -186,6 +200,8 @@ def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], c
         "soft_masks": {"count": len(soft), "images": soft},
         **({"objects": sum(summary["objects"] for summary in summaries.values())}
            if all("objects" in summary for summary in summaries.values()) else {}),
+        **({"single_foreground_value": single_foreground_value(summaries)}
+           if single_foreground_value(summaries) is not None else {}),
     }
 
 
@@ -204,6 +220,10 @@ def integrity_warnings(report: dict, normalize: str) -> list[str]:
         warnings.append(f"{soft['count']} of {report['images']} masks hold values between 0 and 255, e.g. "
                         f"'{soft['images'][0]}', as JPEG or resizing leave a 0/255 mask's edges: read as "
                         f"foreground from {SOFT_LEVEL} up; save masks as 0/255 PNG or TIFF to keep their edges exact")
+    if "single_foreground_value" in report and report.get("mask_type") == "semantic":
+        warnings.append(f"masks hold 0 and {report['single_foreground_value']} only, not 0/1 or 0/255: read as "
+                        "binary masks (their objects the connected components); set data.mask_type: instances if "
+                        "each mask is one object")
     for label, fraction in report["class_pixel_fraction"].items():
         if label == "0":
             continue
