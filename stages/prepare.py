@@ -14,6 +14,7 @@ from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_tra
                              compact_labels, find_pairs, instance_labels, integrity_report, integrity_warnings,
                              mask_to_classes, read_user_mask, resolve_channels, resolve_mask_type, split_stems)
 from unetseg.imageio import read_image
+from unetseg.naming import NameRule
 from unetseg.normalize import (choose_inversion, dataset_statistics, has_bright_background, normalize,
                                normalize_with_levels, object_contrast)
 
@@ -35,8 +36,9 @@ def main(argv) -> None:
     check_trainable(summaries, splits["train"])
     channels = resolve_channels(data.channels, summaries)
     mask_type = resolve_mask_type(data.mask_type, data.num_classes, summaries)
+    example = [pairs[0][1].name, pairs[0][2].name]
     report = {**integrity_report(summaries, splits, data.channels, channels), "mask_type": mask_type,
-              "pairing": {"rule": naming.describe(), "example": [pairs[0][1].name, pairs[0][2].name]}}
+              "pairing": {"rule": naming.describe(), "example": example}}
     for warning in integrity_warnings(report, cfg.normalize):
         print(f"warning: {warning}", file=sys.stderr)
     split_of = {stem: name for name, members in splits.items() for stem in members}
@@ -65,9 +67,8 @@ def main(argv) -> None:
         write_json(REPORT, report)
     print(f"prepare: {len(pairs)} image pairs ({mask_type} masks, {channels} channel(s)), split "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} (train/val/test) -> {OUT}/, {REPORT}")
-    if naming.describe() != "same name":
-        print(f"prepare: masks paired with images by name: {naming.describe()}, e.g. {pairs[0][1].name} ↔ "
-              f"{pairs[0][2].name}")
+    if naming != NameRule():
+        print(f"prepare: masks paired with images by name: {naming.describe()}, e.g. {' ↔ '.join(example)}")
     print(f"prepare: invert {spec['invert']}: {reason}")
 
 

@@ -186,6 +186,7 @@ def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], c
     class_pixels = np.sum([summary["class_pixels"] for summary in summaries.values()], axis=0)
     empty = sorted(stem for stem, summary in summaries.items() if summary["foreground_fraction"] == 0)
     soft = sorted(stem for stem, summary in summaries.items() if summary.get("soft_mask"))
+    single_value = single_foreground_value(summaries)
     return {
         "images": len(summaries),
         "split": {name: len(members) for name, members in splits.items()},
@@ -200,8 +201,7 @@ def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], c
         "soft_masks": {"count": len(soft), "images": soft},
         **({"objects": sum(summary["objects"] for summary in summaries.values())}
            if all("objects" in summary for summary in summaries.values()) else {}),
-        **({"single_foreground_value": single_foreground_value(summaries)}
-           if single_foreground_value(summaries) is not None else {}),
+        **({"single_foreground_value": single_value} if single_value is not None else {}),
     }
 
 

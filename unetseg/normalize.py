@@ -33,7 +33,7 @@ def normalize(image: np.ndarray, spec: dict) -> np.ndarray:
 
 
 def normalize_with_levels(image: np.ndarray, spec: dict) -> tuple[np.ndarray, dict]:
-    """The normalised image, and what besides `spec` gives it back from the image as read (`normalized`):
+    """The normalised image, and what besides `spec` gives it back from the image as read (`with_levels`):
     its percentile levels and whether it is mirrored. So prepare can store images in their own dtype."""
     levels = percentile_levels(image, *spec["percentiles"]) if spec["mode"] == "percentile" else {}
     levels["mirrored"] = False

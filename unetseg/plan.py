@@ -41,7 +41,7 @@ MIN_STEPS = 600                   # ... and at least this many optimizer steps
 ROUNDS = (8, 40)                  # validation rounds (epochs): fewest and most
 VAL_SHARE = 0.1                   # the validation rounds take at most this share of plan.train_minutes
                                   # (DSB2018's 66 validation images: ~1 %; 750 of LIVECell's 704x520 would
-                                  # take ~11 min at base 8, over half of the default 21)
+                                  # take ~9 min in 8 rounds at base 8 beside the 21 of training: the plan's count)
 TRAIN_FLOPS_PER_FORWARD = 3       # forward + backward ~ 3 forward passes
 STEP_GFLOP = 6.0                  # each optimizer step also costs a fixed time, whatever its batch (the
                                   # update of every weight, the input, a launch per layer), counted as this

@@ -17,8 +17,8 @@ from unetseg.dataset import instance_labels, list_images, read_user_mask
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask
 from unetseg.instances import evaluate_instances, headline, summarize_instances
-from unetseg.naming import best_rule
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, summarize
+from unetseg.naming import best_rule
 
 PREDICTION_EXTRAS = ("_prob", "_instances")  # what `unetseg predict` writes beside each mask
 
