@@ -26,7 +26,7 @@ def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     data, cfg = params.data, params.prepare
 
-    pairs, naming = find_pairs(data.images, data.masks)
+    pairs, pairing = find_pairs(data.images, data.masks, cfg.unpaired == "skip")
     summaries = {stem: check_pair(image, mask, data.num_classes, data.mask_type)
                  for stem, image, mask in tqdm(pairs, desc="check")}
     stems = [stem for stem, _, _ in pairs]
@@ -38,8 +38,8 @@ def main(argv) -> None:
     mask_type = resolve_mask_type(data.mask_type, data.num_classes, summaries)
     example = [pairs[0][1].name, pairs[0][2].name]
     report = {**integrity_report(summaries, splits, data.channels, channels), "mask_type": mask_type,
-              "pairing": {"rule": naming.describe(), "example": example}}
-    for warning in integrity_warnings(report, cfg.normalize):
+              "pairing": pairing_report(pairing, example)}
+    for warning in integrity_warnings(report, cfg.normalize) + unpaired_warnings(pairing, len(pairs), data):
         print(f"warning: {warning}", file=sys.stderr)
     split_of = {stem: name for name, members in splits.items() for stem in members}
     sources = {stem: (image, mask) for stem, image, mask in pairs}
@@ -67,9 +67,26 @@ def main(argv) -> None:
         write_json(REPORT, report)
     print(f"prepare: {len(pairs)} image pairs ({mask_type} masks, {channels} channel(s)), split "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} (train/val/test) -> {OUT}/, {REPORT}")
-    if naming != NameRule():
-        print(f"prepare: masks paired with images by name: {naming.describe()}, e.g. {' ↔ '.join(example)}")
+    if pairing.rule != NameRule():
+        print(f"prepare: masks paired with images by name: {pairing.rule.describe()}, e.g. {' ↔ '.join(example)}")
     print(f"prepare: invert {spec['invert']}: {reason}")
+
+
+def pairing_report(pairing, example: list[str]) -> dict:
+    report = {"rule": pairing.rule.describe(), "example": example}
+    if pairing.lone_images or pairing.lone_masks:  # prepare.unpaired: skip
+        report.update(images_without_mask=[p.name for p in pairing.lone_images],
+                      masks_without_image=[p.name for p in pairing.lone_masks])
+    return report
+
+
+def unpaired_warnings(pairing, paired: int, data) -> list[str]:
+    """What prepare.unpaired: skip left out: it may be a partly annotated dataset, or masks misnamed."""
+    lone = ((pairing.lone_images, "images", data.images, "mask", "images_without_mask"),
+            (pairing.lone_masks, "masks", data.masks, "image", "masks_without_image"))
+    return [f"{len(files)} of {len(files) + paired} {kind} in {folder} have no {partner} and are left out "
+            f"(prepare.unpaired: skip), e.g. {files[0].name}; reports/data.json lists them (pairing.{key})"
+            for files, kind, folder, partner, key in lone if files]
 
 
 def normalization_spec(cfg, train_images, channels: int) -> dict:

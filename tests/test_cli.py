@@ -290,7 +290,7 @@ def test_unstack_splits_image_and_mask_stacks_into_files_that_pair(tmp_path):
         result = unetseg(tmp_path, "unstack", stack, folder)
         assert result.returncode == 0, result.stderr
     assert "12 images -> masks/ (train-labels_00.tif to train-labels_11.tif)" in result.stdout
-    pairs, rule = find_pairs(tmp_path / "images", tmp_path / "masks")
+    pairs, _ = find_pairs(tmp_path / "images", tmp_path / "masks")
     assert len(pairs) == 12 and (pairs[7][1].name, pairs[7][2].name) == ("train-volume_07.tif", "train-labels_07.tif")
     save(tmp_path / "x.png", volume[0])
     assert "x.png: not a TIFF" in error_line(unetseg(tmp_path, "unstack", "x.png", "out"))

@@ -21,22 +21,35 @@ def make_folder(root, names, shape=(6, 8), value=255):
 def test_find_pairs_matches_stems_across_formats(tmp_path):
     images = make_folder(tmp_path / "images", ["b.png", "a.tif"])
     masks = make_folder(tmp_path / "masks", ["a.png", "b.png"])
-    pairs, rule = find_pairs(images, masks)
-    assert rule.describe() == "same name"
+    pairs, pairing = find_pairs(images, masks)
+    assert pairing.rule.describe() == "same name"
     assert [(stem, img.name, msk.name) for stem, img, msk in pairs] == [("a", "a.tif", "a.png"), ("b", "b.png", "b.png")]
 
 
 def test_image_without_mask_is_named(tmp_path):
     images = make_folder(tmp_path / "images", ["a.png", "lonely.png"])
     masks = make_folder(tmp_path / "masks", ["a.png"])
-    with pytest.raises(UserError, match=r"lonely\.png: no mask named 'lonely\.\*'"):
+    with pytest.raises(UserError, match=r"lonely\.png: no mask named 'lonely\.\*'.* or set prepare\.unpaired: skip "
+                                        r"to leave out the 1 of 2 images without one$"):
+        find_pairs(images, masks)
+
+
+def test_skip_unpaired_leaves_out_images_and_masks_without_a_partner(tmp_path):
+    images = make_folder(tmp_path / "images", ["t000.tif", "t001.tif", "t002.tif", "t003.tif"])
+    masks = make_folder(tmp_path / "masks", ["man_seg001.tif", "man_seg003.tif", "man_seg009.tif"])
+    pairs, pairing = find_pairs(images, masks, skip_unpaired=True)
+    assert [(stem, image.name, mask.name) for stem, image, mask in pairs] == [
+        ("t001", "t001.tif", "man_seg001.tif"), ("t003", "t003.tif", "man_seg003.tif")]
+    assert [p.name for p in pairing.lone_images] == ["t000.tif", "t002.tif"]
+    assert [p.name for p in pairing.lone_masks] == ["man_seg009.tif"]
+    with pytest.raises(UserError, match=r"t000\.tif: no mask named 'man_seg000\.\*'.*the 2 of 4 images without one$"):
         find_pairs(images, masks)
 
 
 def test_mask_without_image_is_named(tmp_path):
     images = make_folder(tmp_path / "images", ["a.png"])
     masks = make_folder(tmp_path / "masks", ["a.png", "extra.png"])
-    with pytest.raises(UserError, match=r"extra\.png: mask without an image"):
+    with pytest.raises(UserError, match=r"extra\.png: mask without an image.*the 1 of 2 masks without one$"):
         find_pairs(images, masks)
 
 

@@ -7,7 +7,8 @@ import tifffile
 from PIL import Image
 
 from unetseg.errors import UserError
-from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, read_mask, read_native, unstack, write_png
+from unetseg.imageio import (IMAGE_SUFFIXES, image_pixels, pixel_size_of, read_image, read_mask, read_native, unstack,
+                             write_png)
 
 RNG = np.random.default_rng(0)
 GRAY8 = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
@@ -211,3 +212,38 @@ def test_unstack_writes_each_image_in_stack_order_and_its_own_dtype(tmp_path, st
     with pytest.raises(UserError, match=r"volume_0+\.tif: exists; unstack into an empty folder"):
         unstack(tmp_path / "volume.tif", tmp_path / "out")
     assert unstack(tmp_path / "volume.tif", tmp_path / "out", name="slice")[0].name.startswith("slice_")
+
+
+@pytest.mark.parametrize("name, kwargs, expected", [
+    ("imagej_um", {"imagej": True, "resolution": (1 / 0.325, 1 / 0.325), "metadata": {"unit": "um"}}, 0.325),
+    ("imagej_micro_sign", {"imagej": True, "resolution": (2, 2), "metadata": {"unit": "\\u00B5m"}}, 0.5),
+    ("imagej_nm", {"imagej": True, "resolution": (0.25, 0.25), "metadata": {"unit": "nm"}}, 0.004),
+    ("imagej_uncalibrated", {"imagej": True}, None),
+    ("ome_nm", {"ome": True, "metadata": {"PhysicalSizeX": 4.0, "PhysicalSizeXUnit": "nm",
+                                          "PhysicalSizeY": 4.0, "PhysicalSizeYUnit": "nm"}}, 0.004),
+    ("ome_default_unit", {"ome": True, "metadata": {"PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65}}, 0.65),
+    ("ome_without_size", {"ome": True}, None),
+    ("per_centimetre", {"resolution": (20000, 20000), "resolutionunit": "CENTIMETER"}, 0.5),
+    ("per_inch", {"resolution": (72, 72), "resolutionunit": "INCH"}, None),  # a screen's dpi, no microscope's
+    ("not_square", {"resolution": (20000, 10000), "resolutionunit": "CENTIMETER"}, None),
+    ("no_resolution", {}, None),
+])
+def test_pixel_size_as_the_tiff_records_it(tmp_path, name, kwargs, expected):
+    path = tmp_path / f"{name}.tif"
+    tifffile.imwrite(path, np.zeros((20, 30), np.uint8), **kwargs)
+    assert pixel_size_of(path) == expected
+
+
+def test_png_and_unreadable_files_record_no_pixel_size(tmp_path):
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png", dpi=(300, 300))
+    (tmp_path / "broken.tif").write_bytes(b"II*\0garbage")
+    assert pixel_size_of(tmp_path / "a.png") is None and pixel_size_of(tmp_path / "broken.tif") is None
+
+
+def test_unstack_gives_each_image_the_stacks_pixel_size(tmp_path):
+    stack = np.zeros((3, 6, 5), np.uint8)
+    tifffile.imwrite(tmp_path / "volume.tif", stack, imagej=True, resolution=(1 / 0.065, 1 / 0.065),
+                     metadata={"axes": "ZYX", "unit": "um"})
+    tifffile.imwrite(tmp_path / "plain.tif", stack, photometric="minisblack")
+    assert [pixel_size_of(p) for p in unstack(tmp_path / "volume.tif", tmp_path / "out")] == [0.065] * 3
+    assert [pixel_size_of(p) for p in unstack(tmp_path / "plain.tif", tmp_path / "out")] == [None] * 3

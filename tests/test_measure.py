@@ -2,9 +2,10 @@ import csv
 
 import numpy as np
 import pytest
+import tifffile
 
 from unetseg.measure import (SHAPE_COLUMNS, SUMMARY_COLUMNS, UM_COLUMNS, image_summary, intensity_columns,
-                             object_measurements, summary_columns, write_measurements, write_table)
+                             object_measurements, pixel_size_for, summary_columns, write_measurements, write_table)
 
 
 @pytest.fixture
@@ -79,3 +80,25 @@ def test_the_summary_sizes_only_the_objects_not_cut_by_the_border(two_objects, t
     with open(path, newline="") as handle:
         (row,) = list(csv.DictReader(handle))
     assert list(row) == list(SUMMARY_COLUMNS) and row["median_area_px"] == "" and row["objects"] == "1"
+
+
+def test_a_table_of_images_with_and_without_a_pixel_size_leaves_the_others_um_cells_empty(two_objects, tmp_path):
+    sized = image_summary("a", two_objects, object_measurements(two_objects, pixel_size=0.5), pixel_size=0.5)
+    unsized = image_summary("b", two_objects, object_measurements(two_objects))
+    path = tmp_path / "summary.csv"
+    write_table(path, summary_columns(0.5), [sized, unsized])
+    with open(path, newline="") as handle:
+        a, b = list(csv.DictReader(handle))
+    assert a["pixel_size_um"] == "0.5" and a["median_area_um2"] == "5"
+    assert b["pixel_size_um"] == b["median_area_um2"] == "" and b["median_area_px"] == "20"
+
+
+def test_pixel_size_auto_reads_each_tiff_and_a_number_overrides_it(tmp_path):
+    image = np.zeros((20, 30), np.uint8)
+    tifffile.imwrite(tmp_path / "imagej.tif", image, imagej=True, resolution=(1 / 0.325, 1 / 0.325),
+                     metadata={"unit": "\\u00B5m"})
+    tifffile.imwrite(tmp_path / "plain.tif", image)
+    assert pixel_size_for("auto", tmp_path / "imagej.tif") == 0.325
+    assert pixel_size_for("auto", tmp_path / "plain.tif") is None
+    assert pixel_size_for(0.1, tmp_path / "imagej.tif") == 0.1
+    assert pixel_size_for(None, tmp_path / "imagej.tif") is None

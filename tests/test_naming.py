@@ -62,11 +62,11 @@ def test_one_folder_holding_images_and_masks():
 def test_find_pairs_across_folders_and_in_one(tmp_path):
     images = make_folder(tmp_path / "images", ["ISIC_01.jpg", "ISIC_02.jpg"])
     masks = make_folder(tmp_path / "masks", ["ISIC_01_segmentation.png", "ISIC_02_segmentation.png"])
-    pairs, rule = find_pairs(images, masks)
+    pairs, _ = find_pairs(images, masks)
     assert [(s, i.name, m.name) for s, i, m in pairs] == [("ISIC_01", "ISIC_01.jpg", "ISIC_01_segmentation.png"),
                                                          ("ISIC_02", "ISIC_02.jpg", "ISIC_02_segmentation.png")]
     both = make_folder(tmp_path / "both", ["c.tif", "c_mask.tif", "d.tif", "d_mask.tif"])
-    pairs, rule = find_pairs(both, both)
+    pairs, _ = find_pairs(both, both)
     assert [(s, i.name, m.name) for s, i, m in pairs] == [("c", "c.tif", "c_mask.tif"), ("d", "d.tif", "d_mask.tif")]
 
 

@@ -58,6 +58,29 @@ def test_measure_in_microns_and_a_missing_prediction_named(tiny_copy):
     assert sorted(path.name for path in (tiny_copy / "data/objects").iterdir()) == before  # the old outputs whole
 
 
+def test_measure_reads_each_image_files_own_pixel_size_by_default(tiny_copy):
+    import tifffile
+
+    result = run_stage("measure", tiny_copy)
+    assert "measure: in pixels: no image file records its pixel size" in result.stdout
+    manifest_path = tiny_copy / "data/prepared/manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    calibrated, plain = manifest["splits"]["test"][:2]
+    source = tiny_copy / manifest["images"][calibrated]["image"]
+    tiff = source.with_suffix(".tif")
+    tifffile.imwrite(tiff, np.asarray(Image.open(source)), imagej=True, resolution=(2, 2), metadata={"unit": "um"})
+    manifest["images"][calibrated]["image"] = str(tiff.relative_to(tiny_copy))
+    manifest_path.write_text(json.dumps(manifest))
+    result = run_stage("measure", tiny_copy)
+    assert "measure: pixel size 0.5 µm, as recorded by 1 of 2 image files" in result.stdout, result.stderr
+    with open(tiny_copy / "data/objects/summary.csv", newline="") as handle:
+        summary = {row["image"]: row for row in csv.DictReader(handle)}
+    assert summary[calibrated]["pixel_size_um"] == "0.5" and summary[plain]["pixel_size_um"] == ""
+    with open(tiny_copy / f"data/objects/{calibrated}.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["area_um2"]) == pytest.approx(int(row["area_px"]) / 4, abs=1e-4)
+
+
 def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     metrics = json.loads((tiny_run / "reports/metrics.json").read_text())
     assert list(metrics)[:5] == ["dice", "iou", "precision", "recall", "pixel_accuracy"]  # exp show's first columns

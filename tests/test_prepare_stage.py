@@ -166,6 +166,28 @@ def test_prepare_reports_the_dataset_and_warns_about_empty_masks(dataset):
     assert report["channels"] == {"param": "auto", "used": 1}
 
 
+def test_a_partly_annotated_dataset_trains_on_the_annotated_images_with_unpaired_skip(dataset):
+    for stem in ("img1", "img4"):
+        (dataset / f"raw/masks/{stem}.png").unlink()
+    Image.fromarray(np.zeros(SIZE, np.uint8)).save(dataset / "raw/masks/gone.png")
+    assert "or set prepare.unpaired: skip" in error_line(run_stage("prepare", dataset))
+    write_params(dataset, {**PARAMS, "prepare": {**PARAMS["prepare"], "unpaired": "skip"}})
+    result = run_stage("prepare", dataset)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: 2 of 6 images in raw/images have no mask and are left out (prepare.unpaired: skip), e.g. "
+        "img1.png; reports/data.json lists them (pairing.images_without_mask)",
+        "warning: 1 of 5 masks in raw/masks have no image and are left out (prepare.unpaired: skip), e.g. "
+        "gone.png; reports/data.json lists them (pairing.masks_without_image)"]
+    manifest = json.loads((dataset / "data/prepared/manifest.json").read_text())
+    assert sorted(manifest["images"]) == ["img0", "img2", "img3", "img5"]
+    report = json.loads((dataset / "reports/data.json").read_text())
+    assert report["pairing"] == {"rule": "same name", "example": ["img0.png", "img0.png"],
+                                 "images_without_mask": ["img1.png", "img4.png"],
+                                 "masks_without_image": ["gone.png"]}
+
+
 def test_jpeg_masks_of_one_class_are_cut_at_128_and_reported(tmp_path):
     """As Kvasir-SEG ships them; with mask_type auto they must not pass for maps of object ids."""
     make_dataset(tmp_path)

@@ -68,7 +68,8 @@ def add_predict(commands) -> None:
         settings.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None, help=flag_help(field),
                               **flag_kind(field.annotation))
     settings.add_argument("--pixel-size", type=float, metavar="UM", help="µm per pixel of the images: the objects' "
-                          "tables gain µm columns (default: the params file's measure.pixel_size, else pixels only)")
+                          "tables gain µm columns (default: the params file's measure.pixel_size; auto: each image's own, "
+                          "as its TIFF records it)")
 
 
 def flag_kind(annotation) -> dict:

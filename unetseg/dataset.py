@@ -9,7 +9,7 @@ from scipy import ndimage
 from unetseg.errors import UserError
 from unetseg.imageio import IMAGE_SUFFIXES, JPEG_SUFFIXES, is_colour, jpeg_mask_error, read_mask, read_native
 from unetseg.instances import labels_from_mask
-from unetseg.naming import NameRule, pair_by_name, split_shared_folder
+from unetseg.naming import Pairing, pair_by_name, split_shared_folder
 
 SPLITS = ("train", "val", "test")
 
@@ -32,17 +32,18 @@ def list_images(directory, key: str) -> dict[str, Path]:
     return by_stem
 
 
-def find_pairs(images_dir, masks_dir) -> tuple[list[tuple[str, Path, Path]], NameRule]:
-    """(stem, image, mask) for every image, sorted by stem, and the naming rule that paired them
-    (`unetseg.naming`): every image needs a mask and vice versa. When data.images and data.masks are one
-    folder, its masks are the files named as another plus a fixed text ('a.png' and 'a_mask.png')."""
+def find_pairs(images_dir, masks_dir, skip_unpaired: bool = False) -> tuple[list[tuple[str, Path, Path]], Pairing]:
+    """(stem, image, mask) for every paired image, sorted by stem, and how they were paired
+    (`unetseg.naming`): every image needs a mask and vice versa unless `skip_unpaired`. When data.images
+    and data.masks are one folder, its masks are the files named as another plus a fixed text ('a.png'
+    and 'a_mask.png')."""
     images = list_images(images_dir, "data.images")
     if Path(images_dir).resolve() == Path(masks_dir).resolve():
         images, masks = split_shared_folder(images, masks_dir)
     else:
         masks = list_images(masks_dir, "data.masks")
-    mask_of, rule = pair_by_name(images, masks, images_dir, masks_dir)
-    return [(stem, images[stem], masks[mask_of[stem]]) for stem in sorted(images)], rule
+    pairing = pair_by_name(images, masks, images_dir, masks_dir, skip_unpaired)
+    return [(stem, images[stem], masks[pairing.mask_of[stem]]) for stem in sorted(pairing.mask_of)], pairing
 
 
 SOFT_LEVEL = 128      # a blurred 0/255 mask is foreground from here up

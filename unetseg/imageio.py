@@ -1,7 +1,9 @@
 """Read and write images and masks: PNG, TIFF, JPEG, BMP and GIF, 8/16-bit, gray, RGB, RGBA and palette."""
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import tifffile
@@ -17,6 +19,9 @@ MAX_PIXELS = 1_000_000_000
 LUMA = np.array([0.299, 0.587, 0.114])
 PILLOW_ALPHA_MODES = ("LA", "PA", "RGBA")
 TIFF_ALPHA_SAMPLES = (1, 2)  # ExtraSamples: associated, unassociated alpha (0 is "unspecified")
+MICRONS = {"um": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
+           "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4}  # ImageJ writes µ as \u00B5
+TIFF_CENTIMETRE = 3  # ResolutionUnit; 2, inches, is mostly a screen's or scanner's 72-300 dpi
 
 
 def read_image(path, channels: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -55,6 +60,47 @@ def image_pixels(path) -> int:
             return image.height * image.width
     except Exception:
         return 0
+
+
+def pixel_size_of(path) -> float | None:
+    """µm per pixel as the image file records it: an OME-TIFF's PhysicalSizeX, an ImageJ TIFF's
+    resolution in its unit, or a TIFF's resolution per centimetre. None for other files (PNG's and
+    JPEG's resolutions are dpi for print), resolutions per inch, unreadable tags and pixels that are
+    not square."""
+    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            x, y = _ome_sizes(tiff.ome_metadata) if tiff.is_ome else _resolution_sizes(tiff)
+    except Exception:
+        return None
+    return float(f"{x:.6g}") if x and y and math.isclose(x, y, rel_tol=1e-3) else None  # 40/13 px per µm: 0.325
+
+
+def _ome_sizes(xml: str) -> tuple[float | None, float | None]:
+    pixels = next(e for e in ElementTree.fromstring(xml).iter() if e.tag.rpartition("}")[2] == "Pixels")
+    return tuple(_in_microns(pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit", "µm"))
+                 for axis in "XY")
+
+
+def _resolution_sizes(tiff) -> tuple[float | None, float | None]:
+    """(x, y) µm per pixel from the first page's resolution tags (pixels per unit)."""
+    tags = tiff.pages.first.tags
+    if tiff.is_imagej:
+        unit = str((tiff.imagej_metadata or {}).get("unit", ""))
+    else:
+        unit = "cm" if tags.valueof("ResolutionUnit") == TIFF_CENTIMETRE else ""
+    return tuple(_in_microns(1 / _fraction(tags.valueof(name)), unit) for name in ("XResolution", "YResolution"))
+
+
+def _fraction(value) -> float:
+    numerator, denominator = value
+    return numerator / denominator
+
+
+def _in_microns(value, unit: str) -> float | None:
+    scale = MICRONS.get(unit.strip().lower())
+    return float(value) * scale if value is not None and scale and float(value) > 0 else None
 
 
 def read_mask(path, max_pixels: int = MAX_PIXELS, jpeg: bool = False) -> np.ndarray:
@@ -139,8 +185,9 @@ def one_image(array: np.ndarray, axes: str) -> np.ndarray:
 
 
 def unstack(path, folder, name: str | None = None) -> list[Path]:
-    """Each image of a TIFF stack as a TIFF of its own in `folder`, in its own dtype: `<name>_<index>.tif`
-    (name: the stack's stem), indices zero-padded so the files sort in stack order. Refuses to overwrite."""
+    """Each image of a TIFF stack as a TIFF of its own in `folder`, in its own dtype and with the stack's
+    pixel size (pixel_size_of) where it records one: `<name>_<index>.tif` (name: the stack's stem),
+    indices zero-padded so the files sort in stack order. Refuses to overwrite."""
     path, folder = Path(path), Path(folder)
     _check_exists(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
@@ -159,11 +206,13 @@ def unstack(path, folder, name: str | None = None) -> list[Path]:
         raise UserError(f"{existing[0]}: exists; unstack into an empty folder or give another --name")
     folder.mkdir(parents=True, exist_ok=True)
     image_axes = "".join(axes[i] for i in kept)
+    size = pixel_size_of(path)
+    resolution = {} if size is None else {"resolution": (1e4 / size,) * 2, "resolutionunit": "CENTIMETER"}
     for image, target in zip(images, targets):
         image = one_image(image, image_axes)
         colour = image.ndim == 3 and image.shape[-1] in (3, 4)
         with atomic_file(target) as tmp:
-            tifffile.imwrite(tmp, image, photometric="rgb" if colour else "minisblack")
+            tifffile.imwrite(tmp, image, photometric="rgb" if colour else "minisblack", **resolution)
     return targets
 
 

@@ -14,11 +14,11 @@ from unetseg.errors import UserError  # noqa: E402
 from unetseg.files import atomic_file, file_md5, read_json  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, write_png  # noqa: E402
 from unetseg.instances import Seeds, labels_from_mask, object_labels, seed_rule  # noqa: E402
-from unetseg.measure import write_measurements  # noqa: E402
+from unetseg.measure import pixel_size_for, write_measurements  # noqa: E402
 from unetseg.modelfile import model_gap, model_scale, model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
 from unetseg.parallel import ordered_map, usable_cores, worker_pool  # noqa: E402
-from unetseg.params import OBJECT_TARGETS, Params, Predict, with_predict  # noqa: E402
+from unetseg.params import OBJECT_TARGETS, Params, Predict, with_predict, with_section  # noqa: E402
 from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
 from unetseg.scale import back_to_shape, rescaled_image  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
@@ -135,8 +135,8 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
     float16). <stem>_instances.png: uint16 object ids, for the binary, boundary and weighted targets
     (the weighted target's mask is its objects, the gaps between them closed: `gap` px a side), and
     given `image` (H, W, C) as read from its file, <stem>_objects.csv, a row of measurements per object
-    with its intensities (unetseg.measure; in µm too with measure.pixel_size). Each file appears whole
-    or not at all; returns the files written."""
+    with its intensities (unetseg.measure; in µm too with measure.pixel_size, here a number or null).
+    Each file appears whole or not at all; returns the files written."""
     cfg = params.predict
     if target in OBJECT_TARGETS:
         instances = object_labels(probabilities, target, cfg.threshold, seeds_of(cfg, target), cfg.min_object_size, gap)
@@ -196,7 +196,8 @@ def predict_files(files: list[Path], output: Path, model_path: Path, params: Par
             raw = read_image(path, preprocessing["channels"])
             image = normalize(raw, preprocessing["normalization"])
             probabilities = predict_probabilities(model, image, params, path, model_scale(preprocessing))
-            yield output, path.stem, probabilities, params, target, gap, raw
+            own = with_section(params, "measure", {"pixel_size": pixel_size_for(params.measure.pixel_size, path)})
+            yield output, path.stem, probabilities, own, target, gap, raw
 
     pixels = [image_pixels(path) for path in files] if target in OBJECT_TARGETS else []
     with objects_pool(pixels) as pool:

@@ -11,7 +11,9 @@ centroid_x_um, equivalent_diameter_um, perimeter_um.
 
 Per image, a summary row: the objects, those cut by the border, the foreground's share of the image,
 and the median and mean size of the whole objects (those not cut by the border; empty when there are
-none), in µm too given the pixel size, with the objects per mm².
+none), in µm too given the pixel size (then in the row too), with the objects per mm². The pixel size
+is measure.pixel_size, or with `auto` each image's own as its TIFF records it (pixel_size_for): a
+table of images of which only some record one leaves the others' µm cells empty.
 """
 
 import csv
@@ -20,6 +22,7 @@ import numpy as np
 from skimage.measure import regionprops
 
 from unetseg.files import atomic_file
+from unetseg.imageio import pixel_size_of
 
 SHAPE_COLUMNS = ("object", "area_px", "centroid_y", "centroid_x", "bbox_top", "bbox_left", "bbox_bottom",
                  "bbox_right", "equivalent_diameter_px", "perimeter_px", "eccentricity", "solidity", "touches_edge")
@@ -29,8 +32,13 @@ UM_COLUMNS = ("area_um2", *UM_LENGTHS.values())
 CHANNEL_NAMES = {1: ("",), 3: ("_red", "_green", "_blue")}  # images are gray or RGB (unetseg.imageio)
 SUMMARY_COLUMNS = ("image", "objects", "objects_touching_edge", "foreground_fraction", "median_area_px",
                    "mean_area_px", "median_equivalent_diameter_px")
-SUMMARY_UM_COLUMNS = ("objects_per_mm2", "median_area_um2", "mean_area_um2", "median_equivalent_diameter_um")
+SUMMARY_UM_COLUMNS = ("pixel_size_um", "objects_per_mm2", "median_area_um2", "mean_area_um2", "median_equivalent_diameter_um")
 DECIMALS = 4
+
+
+def pixel_size_for(setting, path) -> float | None:
+    """µm per pixel of an image file as measure.pixel_size gives it: its own with auto, else the setting."""
+    return pixel_size_of(path) if setting == "auto" else setting
 
 
 def intensity_columns(channels: int) -> tuple[str, ...]:
@@ -84,7 +92,7 @@ def image_summary(name: str, labels: np.ndarray, rows: list[dict], pixel_size: f
                "median_equivalent_diameter_px": _median(diameters)}
     if pixel_size:
         square_mm = labels.size * (pixel_size / 1000) ** 2
-        summary.update({"objects_per_mm2": len(rows) / square_mm,
+        summary.update({"pixel_size_um": pixel_size, "objects_per_mm2": len(rows) / square_mm,
                         "median_area_um2": _scaled(summary["median_area_px"], pixel_size**2),
                         "mean_area_um2": _scaled(summary["mean_area_px"], pixel_size**2),
                         "median_equivalent_diameter_um": _scaled(summary["median_equivalent_diameter_px"],
@@ -102,12 +110,12 @@ def write_measurements(path, labels: np.ndarray, image: np.ndarray | None = None
 
 
 def write_table(path, columns: tuple[str, ...], rows: list[dict]) -> None:
-    """A CSV of these columns of the rows (None: an empty cell); written whole or not at all."""
+    """A CSV of these columns of the rows (None or missing: an empty cell); written whole or not at all."""
     with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_cell(row[column]) for column in columns])
+            writer.writerow([_cell(row.get(column)) for column in columns])
 
 
 def _median(values: np.ndarray):

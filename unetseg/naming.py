@@ -83,10 +83,20 @@ def best_rule(images, masks) -> NameRule:
     return max(candidates, key=lambda rule: len(rule.pairs(images, masks)))
 
 
-def pair_by_name(images: dict[str, Path], masks: dict[str, Path], images_dir,
-                 masks_dir) -> tuple[dict[str, str], NameRule]:
-    """Mask stem by image stem for every image, and the rule that paired them; every image needs its mask
-    and every mask its image."""
+@dataclass(frozen=True)
+class Pairing:
+    """What pair_by_name found: the rule, the mask stem of each paired image stem, and the files left
+    without a partner (none unless they were allowed)."""
+    rule: NameRule
+    mask_of: dict[str, str]
+    lone_images: tuple[Path, ...] = ()
+    lone_masks: tuple[Path, ...] = ()
+
+
+def pair_by_name(images: dict[str, Path], masks: dict[str, Path], images_dir, masks_dir,
+                 skip_unpaired: bool = False) -> Pairing:
+    """Pair the masks with the images by the rule that pairs the most. Every image needs its mask and
+    every mask its image, unless `skip_unpaired` (prepare.unpaired: skip) leaves the others out."""
     rule = best_rule(images, masks)
     paired = rule.pairs(images, masks)
     if not paired:
@@ -94,21 +104,31 @@ def pair_by_name(images: dict[str, Path], masks: dict[str, Path], images_dir,
                         f"'{next(iter(masks.values())).name}' and '{next(iter(images.values())).name}'); name each "
                         "mask as its image ('a.png' and 'a.png'), or as its image with one fixed text added or "
                         "changed at the start or end ('a.png' and 'a_mask.png')")
-    image, mask = next(iter(paired.items()))
-    like = "" if rule == NameRule() else f" (as '{images[image].name}' and '{masks[mask].name}')"
-    for stem, path in images.items():
-        if stem not in paired:
-            expected = rule.mask_for(stem)
-            named = f"named '{expected}.*'" if expected is not None else "named after it"
-            raise UserError(f"{path}: no mask {named} in {masks_dir}{like}; add it or remove the image")
     paired_masks = set(paired.values())
-    for stem, path in masks.items():
-        if stem not in paired_masks:
-            expected = rule.image_for(stem)
-            named = f"named '{expected}.*'" if expected is not None else "it is named after"
-            raise UserError(f"{path}: mask without an image {named} in {images_dir}{like}; "
-                            "add the image or remove the mask")
-    return paired, rule
+    pairing = Pairing(rule, paired, tuple(path for stem, path in images.items() if stem not in paired),
+                      tuple(path for stem, path in masks.items() if stem not in paired_masks))
+    if not skip_unpaired:
+        _refuse_unpaired(pairing, images, masks, images_dir, masks_dir)
+    return pairing
+
+
+def _refuse_unpaired(pairing: Pairing, images, masks, images_dir, masks_dir) -> None:
+    rule, (image, mask) = pairing.rule, next(iter(pairing.mask_of.items()))
+    like = "" if rule == NameRule() else f" (as '{images[image].name}' and '{masks[mask].name}')"
+    if pairing.lone_images:
+        _refuse(pairing.lone_images, len(images), rule.mask_for, ("no mask", "named after it"),
+                f" in {masks_dir}{like}; add it, remove the image", "images")
+    if pairing.lone_masks:
+        _refuse(pairing.lone_masks, len(masks), rule.image_for, ("mask without an image", "it is named after"),
+                f" in {images_dir}{like}; add the image, remove the mask", "masks")
+
+
+def _refuse(lone, total: int, partner_of, missing: tuple[str, str], fix: str, kind: str):
+    """The error for the first of the `lone` files: the partner it lacks, named as the rule expects."""
+    expected = partner_of(Path(lone[0]).stem)
+    named = f"named '{expected}.*'" if expected is not None else missing[1]
+    raise UserError(f"{lone[0]}: {missing[0]} {named}{fix}, or set prepare.unpaired: skip to leave out the "
+                    f"{len(lone)} of {total} {kind} without one")
 
 
 def split_shared_folder(files: dict[str, Path], folder) -> tuple[dict[str, Path], dict[str, Path]]:

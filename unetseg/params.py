@@ -80,6 +80,7 @@ class Prepare(Section):
     val_fraction: float = Field(0.15, ge=0, lt=1)
     test_fraction: float = Field(0.15, ge=0, lt=1)
     split: Optional[Split] = None
+    unpaired: Literal["error", "skip"] = "error"
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -226,8 +227,9 @@ class Predict(Section):
 
 
 class Measure(Section):
-    pixel_size: Optional[float] = Field(None, gt=0, description="µm per pixel of the images: the objects' "
-                                        "tables gain µm columns; null: pixels only")
+    pixel_size: Optional[auto_or(float, gt=0)] = Field("auto", description="µm per pixel of the images: the "
+                                                      "objects' tables gain µm columns; auto: each image's own, "
+                                                      "as its TIFF records it; null: pixels only")
 
 
 class Evaluate(Section):
@@ -299,6 +301,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return parse_params(raw, str(path))
 
 
+AUTO_MEANINGS = {"measure.pixel_size": "each image's own, from its file"}  # the others: the plan's
 UNION_MEMBERS = ("literal['auto']", "int", "float", "literal['dice','bce','bce_dice']")
 
 
@@ -308,7 +311,8 @@ def _describe(error: dict, alternative: dict | None = None) -> str:
         return f"unknown key '{key}' (a typo? the keys are listed in params.yaml and README.md)"
     message = error["msg"].removeprefix("Value error, ")
     if "literal['auto']" in error["loc"] and alternative:
-        message = "must be auto (the plan decides) or " + alternative["msg"].removeprefix("Input should be ")
+        meaning = AUTO_MEANINGS.get(key, "the plan decides")
+        message = f"must be auto ({meaning}) or " + alternative["msg"].removeprefix("Input should be ")
     got = error.get("input")
     shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
     return f"{key}: {message}{shown}" if key else message
