@@ -4,6 +4,8 @@
     python benchmarks/quality.py inverted           # the synthetic images, masks inverted (foreground ~87 %)
     python benchmarks/quality.py sparse             # the synthetic set with 1-2 nuclei per image (~1 %)
     python benchmarks/quality.py enlarged           # the synthetic set 4x larger: nuclei ~170 px across
+    python benchmarks/quality.py shrunk [--shrink 3]  # the synthetic set drawn 3x larger, 9x the nuclei, then
+                                                    # shrunk 3x: nuclei ~8 px across, images 200-320 px
     python benchmarks/quality.py classes            # three classes: background, small and large nuclei;
                                                     # masks named <image>_mask.png
     python benchmarks/quality.py dsb2018 [--data ../shared/datasets/dsb2018] [--masks masks]
@@ -146,6 +148,23 @@ def enlarged_data(root: Path, factor: int = 4) -> dict:
     return {"data.images": "data/raw/images", "data.masks": "data/raw/labels"}
 
 
+def shrunk_data(root: Path, factor: int = 3) -> dict:
+    """Images drawn `factor`x larger with factor² times the nuclei, then shrunk by `factor` (images by
+    area averaging, instance labels by nearest neighbour): the shipped images' sizes and density of
+    nuclei, the nuclei ~7 px across (as bacteria, or nuclei at low magnification)."""
+    synthesize = yaml.safe_load((root / "params.yaml").read_text())["synthesize"]
+    drawn = {"synthesize.min_size": synthesize["min_size"] * factor, "synthesize.max_size": synthesize["max_size"] * factor,
+             "synthesize.nuclei_per_image": [n * factor**2 for n in synthesize["nuclei_per_image"]]}
+    set_params(root, drawn)
+
+    def shrunk(resample):
+        return lambda image: image.resize((image.width // factor, image.height // factor), resample)
+
+    synthetic_as_own_data(root, {"images": shrunk(Image.BOX), "labels": shrunk(Image.NEAREST)},
+                          "shrunk synthetic data")
+    return {**drawn, "data.images": "data/raw/images", "data.masks": "data/raw/labels"}
+
+
 LARGE_AREA = 311  # px: the shipped nuclei's median area
 
 
@@ -239,12 +258,13 @@ def folder_gb(folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "enlarged", "classes", "dsb2018",
-                                            "membranes"])
+    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "enlarged", "shrunk", "classes",
+                                            "dsb2018", "membranes"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/dsb2018")
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
     parser.add_argument("--mask-type", default="semantic", choices=["semantic", "instances"],
                         help="what --masks holds: binary masks, or one id per object (DSB2018's labels)")
+    parser.add_argument("--shrink", type=int, default=3, help="shrunk: by this factor (default: 3)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="one more param (YAML value), e.g. data.target=weighted; repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the scratch project and print its path")
@@ -256,7 +276,8 @@ def main() -> None:
         dvc_project(root)
         changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
                    "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
-                   "enlarged": lambda: enlarged_data(root), "classes": lambda: classes_data(root),
+                   "enlarged": lambda: enlarged_data(root), "shrunk": lambda: shrunk_data(root, args.shrink),
+                   "classes": lambda: classes_data(root),
                    "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type),
                    "membranes": lambda: membranes_data(root, args.masks, args.mask_type)}[args.dataset]()
         changes = {**changes, **extra}
@@ -267,6 +288,7 @@ def main() -> None:
         train = json.loads((root / "reports/train.json").read_text())
         suffix = "_instances" if args.dataset in ("dsb2018", "membranes") and args.mask_type == "instances" else ""
         suffix += f"_{args.masks}" if args.masks not in ("masks", "labels") else ""
+        suffix += f"_by-{args.shrink}" if args.dataset == "shrunk" and args.shrink != 3 else ""
         suffix += "".join(f"_{key.split('.')[-1]}-{slug(value)}" for key, value in extra.items())
         write_results(f"quality_{args.dataset}{suffix}", {
             "dataset": args.dataset,

@@ -6,7 +6,7 @@ import pytest
 from unetseg.errors import UserError
 from unetseg.params import parse_params
 from unetseg.plan import (PINNED, count_patches, dataset_fingerprint, describe, image_fingerprint, make_plan,
-                          stage_values, unet_flops)
+                          scale_reason, stage_values, typical_diameter, unet_flops, working_scale)
 from unetseg.unet import build_unet
 
 
@@ -82,6 +82,32 @@ def test_the_scale_keeps_the_median_image_at_least_a_patch_across():
     assert plan_for(fingerprint((300, 400), **big_objects))["values"]["extract.scale"] == 0.5  # 150 px
     pinned = plan_for(fingerprint((300, 400), **big_objects), extract={"scale": 1})
     assert pinned["values"]["extract.scale"] == 1 and pinned["reasons"]["extract.scale"] == "pinned in params.yaml"
+
+
+def test_small_objects_double_the_images_until_they_are_20_px_across():
+    plan = plan_for(fingerprint((256, 256), radius=7))  # discs of 149 px: 13.8 px across
+    assert plan["values"]["extract.scale"] == 2.0
+    assert "the typical object (13.77 px across) is 27.54 px, at least 20 px" in plan["reasons"]["extract.scale"]
+    assert plan_for(fingerprint((256, 256), radius=4))["values"]["extract.scale"] == 4.0  # 7.9 px: 15.8 is not enough
+    assert plan_for(fingerprint((256, 256), radius=2))["values"]["extract.scale"] == 4.0  # 4.1 px: at most 4x
+    assert plan_for(fingerprint((256, 256), radius=10))["values"]["extract.scale"] == 1.0  # 21 px
+    pinned = plan_for(fingerprint((256, 256), radius=7), extract={"scale": 1})
+    assert pinned["values"]["extract.scale"] == 1 and pinned["reasons"]["extract.scale"] == PINNED
+
+
+def test_doubling_stops_where_the_large_objects_would_pass_64_px():
+    assert working_scale(width=10, short_side=256, typical=15) == 2.0
+    assert working_scale(width=40, short_side=256, typical=15) == 1.0  # 80 px: too wide
+    assert working_scale(width=20, short_side=256, typical=4) == 2.0   # 4x would make them 80 px
+    assert working_scale(width=5, short_side=256, typical=0) == 1.0    # no objects
+    assert "but doubling would take the large objects (40 px wide" in scale_reason(40, 15, 1.0)
+
+
+def test_the_typical_object_is_where_most_foreground_lies_not_the_most_numerous():
+    specks_and_a_cell = np.array([1.0] * 100 + [10_000.0])
+    assert typical_diameter(specks_and_a_cell) == pytest.approx(2 * np.sqrt(10_000 / np.pi), abs=0.01)
+    assert typical_diameter(np.array([50.0] * 9 + [5000.0])) == pytest.approx(79.79, abs=0.01)
+    assert typical_diameter(np.array([])) == 0.0
 
 
 def test_huge_images_and_objects_cap_the_patch():

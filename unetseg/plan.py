@@ -28,6 +28,11 @@ CONTEXT = 2                       # ... as long as a patch spans this many diame
 MAX_WIDTH = 64                    # px: wider objects are halved, with their images, until they are not (the
                                   # shipped nuclei enlarged 4x, 113 px wide: object AP@0.5 0.898 at half size,
                                   # 0.799 at full, same budget); a quarter of MAX_PATCH
+MIN_DIAMETER = 20                 # px: smaller typical objects are doubled, with their images, until they are not
+                                  # (the shipped nuclei, typically 30 px, shrunk: object AP@0.5 at their size and at
+                                  # twice it 0.828 and 0.898 at 16 px, 0.464 and 0.899 at 11 px: the boundary
+                                  # target's 2 px edges leave small objects little interior)
+MAX_SCALE = 4
 MAX_TILE = 512
 PIXELS_PER_BATCH = 16 * 128 * 128  # batch size scales with the patch to keep this constant
 MAX_BATCH = 32
@@ -125,10 +130,22 @@ def dataset_fingerprint(train: list[dict], val_shapes: list, channels: int, num_
             "median_area": float(np.median(areas)) if areas.size else 0.0,
             "p95_diameter": round(float(2 * np.sqrt(np.percentile(areas, 95) / np.pi)), 2) if areas.size else 0.0,
             "p95_width": round(float(np.percentile(widths, 95)), 2) if widths.size else 0.0,
+            "typical_diameter": typical_diameter(areas),
         },
         "intensity_mean": round(float(intensity[:, 0].mean()), 6),
         "intensity_std": round(float(intensity[:, 1].mean()), 6),
     }
+
+
+def typical_diameter(areas: np.ndarray) -> float:
+    """Diameter of the disc of the area of the object that holds the median foreground pixel: the size
+    of most of the foreground, which specks of debris or a mesh's fragments do not pull down. 0 without
+    objects."""
+    if not areas.size:
+        return 0.0
+    ordered = np.sort(areas)
+    median = ordered[np.searchsorted(np.cumsum(ordered), ordered.sum() / 2)]
+    return round(float(2 * np.sqrt(median / np.pi)), 2)
 
 
 class Planner:
@@ -155,9 +172,9 @@ class Planner:
 def make_plan(fingerprint: dict, params) -> dict:
     """Every planned value with the reason for it, and the estimated cost of training."""
     plan = Planner(params)
-    width = fingerprint["objects"]["p95_width"]
-    working = working_scale(width, fingerprint["median_short_side"])
-    scale = plan.decide("extract.scale", working, scale_reason(width, working))
+    width, typical = fingerprint["objects"]["p95_width"], fingerprint["objects"]["typical_diameter"]
+    working = working_scale(width, fingerprint["median_short_side"], typical)
+    scale = plan.decide("extract.scale", working, scale_reason(width, typical, working))
     fingerprint = at_scale(fingerprint, scale)
     short = fingerprint["median_short_side"]
     fits = max(1, min(MAX_DEPTH, int(math.log2(max(short, 2 * BOTTLENECK) / BOTTLENECK))))
@@ -251,26 +268,35 @@ def validation_supply(plan: Planner, cost: "CostModel", shapes, filters: int, ep
     return count_patches(shapes, patch, patch, 0.0, share)
 
 
-def working_scale(width: float, short_side: int) -> float:
+def working_scale(width: float, short_side: int, typical: float = 0.0) -> float:
     """1, or the power of 1/2 at which the large objects are at most MAX_WIDTH px wide, as long as
-    the median image's short side stays at least MIN_PATCH. Width (the widest inscribed disc), not
-    the diameter of the area: a mesh of thin membranes or vessels is one large connected object
-    that halving would erase."""
+    the median image's short side stays at least MIN_PATCH; or the power of 2 (up to MAX_SCALE) at
+    which the typical object is at least MIN_DIAMETER px across, as long as the large ones stay within
+    MAX_WIDTH. Width (the widest inscribed disc), not the diameter of the area: a mesh of thin
+    membranes or vessels is one large connected object that halving would erase."""
     scale = 1.0
     while width * scale > MAX_WIDTH and short_side * scale / 2 >= MIN_PATCH:
         scale /= 2
+    while 0 < typical * scale < MIN_DIAMETER and width * scale * 2 <= MAX_WIDTH and scale * 2 <= MAX_SCALE:
+        scale *= 2
     return scale
 
 
-def scale_reason(width: float, scale: float) -> str:
+def scale_reason(width: float, typical: float, scale: float) -> str:
     large = f"the large objects ({width:g} px wide, 95th percentile)"
+    back = "predict scales each image the same way and its output back"
+    if scale > 1:
+        return (f"the images at {scale:g}x their size, where the typical object ({typical:g} px across) is "
+                f"{typical * scale:g} px, at least {MIN_DIAMETER} px (or as near as keeps {large} within {MAX_WIDTH} "
+                f"px): room for an interior inside its boundary; {back}")
     if scale == 1:
-        return (f"{large} are within {MAX_WIDTH} px" if width <= MAX_WIDTH
+        small = (f"; the typical object is {typical:g} px across, under {MIN_DIAMETER}, but doubling would take "
+                 f"{large} past {MAX_WIDTH} px" if 0 < typical < MIN_DIAMETER else "")
+        return (f"{large} are within {MAX_WIDTH} px{small}" if width <= MAX_WIDTH
                 else f"halving the images, to bring {large} within {MAX_WIDTH} px, would leave the median "
                      f"image under {MIN_PATCH} px")
     return (f"the images at {scale:g} of their size, where {large} are {width * scale:g} px, within {MAX_WIDTH} "
-            f"px (or as near as keeps the median image at least {MIN_PATCH} px); predict scales each image the "
-            "same way and its output back")
+            f"px (or as near as keeps the median image at least {MIN_PATCH} px); {back}")
 
 
 def at_scale(fingerprint: dict, scale: float) -> dict:
@@ -285,7 +311,8 @@ def at_scale(fingerprint: dict, scale: float) -> dict:
             "median_short_side": max(1, round(fingerprint["median_short_side"] * scale)),
             "objects": {**objects, "median_area": objects["median_area"] * scale**2,
                         "p95_diameter": round(objects["p95_diameter"] * scale, 2),
-                        "p95_width": round(objects["p95_width"] * scale, 2)}}
+                        "p95_width": round(objects["p95_width"] * scale, 2),
+                        "typical_diameter": round(objects["typical_diameter"] * scale, 2)}}
 
 
 def rounds(plan: Planner, steps: int, train_patches: int, batch: int) -> tuple[int, int]:
