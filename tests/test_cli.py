@@ -86,7 +86,7 @@ def test_predict_flags_override_the_params(tiny_run, tmp_path):
     assert np.load(tmp_path / "f16/a_prob.npy").shape == (30, 40)
 
 
-def test_predict_measures_in_microns_given_the_pixel_size(tiny_run, tmp_path, monkeypatch, capsys):
+def test_predict_measures_in_microns_given_the_pixel_size_or_as_the_tiff_records_it(tiny_run, tmp_path, monkeypatch, capsys):
     save(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8))
     model = str(tiny_run / "models/unet.keras")
     args = ["predict", "--model", model, "--input", "a.png", "--threshold", "0.01"]  # objects from an untrained net
@@ -100,6 +100,15 @@ def test_predict_measures_in_microns_given_the_pixel_size(tiny_run, tmp_path, mo
                                 monkeypatch=monkeypatch, capsys=capsys)
     assert not (tmp_path / "bad").exists()
     assert error_line(result).startswith("error: --pixel-size: measure.pixel_size: ")
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "b.tif", np.asarray(Image.open(tmp_path / "a.png")), imagej=True,
+                     resolution=(4, 4), metadata={"unit": "um"})  # as Fiji saves a calibrated image
+    args = ["predict", "--model", model, "--input", "b.tif", "--threshold", "0.01", "--output", "own"]
+    assert unetseg_in_process(tmp_path, *args, monkeypatch=monkeypatch, capsys=capsys).returncode == 0
+    with open(tmp_path / "own/b_objects.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(float(row["area_um2"]) == pytest.approx(int(row["area_px"]) / 16, abs=1e-4) for row in rows)
 
 
 def test_predict_takes_the_pipelines_postprocessing_for_its_model_only(tiny_run, tmp_path, monkeypatch, capsys):
