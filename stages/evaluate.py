@@ -26,8 +26,8 @@ from unetseg.baselines import (BASELINES, baseline_predictions, baseline_scores,
                                is_constant, margin_over_best_baseline)
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask, write_png
-from unetseg.instances import (UNMATCHED_CAUSES, evaluate_instances, headline, labels_from_mask, scores_from_matches,
-                               split_and_merged_pixels, summarize_instances)
+from unetseg.instances import (UNMATCHED_CAUSES, evaluate_instances, headline, labels_from_mask, load_labels,
+                               scores_from_matches, split_and_merged_pixels, summarize_instances)
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, shown, summarize
 from unetseg.normalize import load_prepared_image
 
@@ -104,7 +104,7 @@ def predicted_labels(stem: str, num_classes: int, shape) -> np.ndarray:
 
 
 def true_instances(stem: str) -> np.ndarray:
-    return np.load(PREPARED / "test" / "labels" / f"{stem}.npy").astype(np.int32)
+    return load_labels(PREPARED / "test" / "labels" / f"{stem}.npy")
 
 
 def predicted_instances(stem: str, shape) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage
-from unetseg.instances import boundary_classes, contact_weights, resolve_target, weighted_target
+from unetseg.instances import boundary_classes, contact_weights, load_labels, resolve_target, weighted_target
 from unetseg.normalize import load_prepared_image
 from unetseg.params import OBJECT_TARGETS
 from unetseg.patches import extract_patches
@@ -69,7 +69,7 @@ def target_mask(folder: Path, stem: str, target: str, data, scale: float = 1.0) 
     with contact_weight)."""
     if target not in OBJECT_TARGETS:  # binary, classes: the prepared class ids
         return rescaled_labels(np.load(folder / "masks" / f"{stem}.npy", mmap_mode="r"), scale), None
-    labels = rescaled_labels(np.load(folder / "labels" / f"{stem}.npy").astype(np.int32), scale)
+    labels = rescaled_labels(load_labels(folder / "labels" / f"{stem}.npy"), scale)
     if target == "weighted":
         return weighted_target(labels, data.boundary_width, data.border_weight, data.border_sigma)
     weights = contact_weights(labels, data.contact_weight, data.border_sigma) if has_weights(target, data) else None

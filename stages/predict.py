@@ -22,7 +22,8 @@ from stages.common import atomic_dir, load_stage_params, read_json, read_plan, r
 from unetseg.files import file_md5
 from unetseg.inference import (CHOICE_PIXELS, MODEL_MD5, in_workers, keras, load_model, objects_pool,
                                predict_probabilities, resolved_auto, spread_within, written_prediction)
-from unetseg.instances import MIN_SIZES, best_postprocessing, postprocessing_scores, seed_candidates, seed_rule
+from unetseg.instances import (MIN_SIZES, best_postprocessing, load_labels, postprocessing_scores, seed_candidates,
+                               seed_rule)
 from unetseg.modelfile import model_gap, model_scale, model_target, read_preprocessing
 from unetseg.normalize import load_prepared_image
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
@@ -82,7 +83,7 @@ def choose_postprocessing(model: keras.Model, manifest: dict, val: list[str], pa
     def validation_outputs():
         for stem in tqdm(val, desc="choose post-processing"):
             path = PREPARED / "val" / "images" / f"{stem}.npy"
-            truth = np.load(PREPARED / "val" / "labels" / f"{stem}.npy").astype(np.int32)
+            truth = load_labels(PREPARED / "val" / "labels" / f"{stem}.npy")
             yield truth, predict_probabilities(model, load_prepared_image(path, manifest, stem), params, path, scale)
 
     scores = postprocessing_scores(validation_outputs(), cfg.threshold, seeds, sizes, target, gap,

@@ -10,10 +10,11 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, run_stage, write_json
-from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_trainable, check_validation,
-                             compact_labels, find_pairs, instance_labels, integrity_report, integrity_warnings,
-                             mask_to_classes, read_user_mask, resolve_channels, resolve_mask_type, split_stems)
+from unetseg.dataset import (SPLITS, check_explicit_split, check_pair, check_trainable, check_validation, find_pairs,
+                             instance_labels, integrity_report, integrity_warnings, mask_to_classes, read_user_mask,
+                             resolve_channels, resolve_mask_type, split_stems)
 from unetseg.imageio import read_image
+from unetseg.instances import compact_labels
 from unetseg.naming import NameRule
 from unetseg.normalize import (choose_inversion, dataset_statistics, has_bright_background, normalize,
                                normalize_with_levels, object_contrast)

@@ -117,11 +117,6 @@ def instance_labels(mask: np.ndarray, mask_type: str = "auto") -> np.ndarray:
     return labels_from_mask(mask) if binary else mask.astype(np.int32)
 
 
-def compact_labels(labels: np.ndarray) -> np.ndarray:
-    """Object labels in 16 bits where every id fits (half the bytes of int32); readers take them as int32."""
-    return labels.astype(np.uint16) if labels.max(initial=0) <= np.iinfo(np.uint16).max else labels
-
-
 def resolve_mask_type(mask_type: str, num_classes: int, summaries: dict[str, dict]) -> str:
     """data.mask_type with auto resolved: instances when some mask of one class holds object ids."""
     if mask_type != "auto":

@@ -182,6 +182,16 @@ def labels_from_mask(mask: np.ndarray) -> np.ndarray:
     return ndimage.label(mask > 0, structure=EIGHT_CONNECTED)[0].astype(np.int32)
 
 
+def compact_labels(labels: np.ndarray) -> np.ndarray:
+    """Object labels to store: 16 bits where every id fits (half the bytes of int32); load_labels reads them."""
+    return labels.astype(np.uint16) if labels.max(initial=0) <= np.iinfo(np.uint16).max else labels
+
+
+def load_labels(path) -> np.ndarray:
+    """(H, W) int32 object ids of a label file that compact_labels stored."""
+    return np.load(path).astype(np.int32)
+
+
 def labels_from_boundary(probabilities: np.ndarray, threshold: float, seeds: Seeds = Seeds(),
                          min_size: int = 0) -> np.ndarray:
     """(H, W) int32 ids from the (H, W, 3) background/interior/boundary output: seeds found in
