@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from stages.common import atomic_dir, load_stage_params, read_json, read_plan, run_stage, write_json
 from unetseg.files import file_md5
-from unetseg.inference import (CHOICE_PIXELS, MODEL_MD5, in_workers, keras, load_model, objects_pool,
-                               predict_probabilities, resolved_auto, spread_within, written_prediction)
+from unetseg.inference import (CHOICE_PIXELS, MODEL_MD5, choice_images, in_workers, keras, load_model, objects_pool,
+                               predict_probabilities, resolved_auto, written_prediction)
 from unetseg.instances import (MIN_SIZES, best_postprocessing, load_labels, postprocessing_scores, seed_candidates,
                                seed_rule)
 from unetseg.modelfile import model_gap, model_scale, model_target, read_preprocessing
@@ -42,7 +42,7 @@ def main(argv) -> None:
     objects = target in OBJECT_TARGETS
     pixels = image_pixels(splits) if objects else {}
     with objects_pool([n for split in pixels.values() for n in split]) as pool:
-        val = [splits["val"][i] for i in spread_within(pixels["val"])] if objects else []
+        val = [splits["val"][i] for i in choice_images(pixels["val"], scale)] if objects else []
         choice = (choose_postprocessing(model, manifest, val, params, target, gap, scale, pool, len(splits["val"]))
                   if objects else {})
         params = with_predict(params, resolved_auto(params.predict, choice))
@@ -100,7 +100,7 @@ def choose_postprocessing(model: keras.Model, manifest: dict, val: list[str], pa
 def validation_images(used: int, count: int | None) -> str:
     if count is None or used == count:
         return f"the {used} validation images"
-    return f"{used} of the {count} validation images (evenly spaced, at most {CHOICE_PIXELS:,} px)"
+    return f"{used} of the {count} validation images (evenly spaced, at most {CHOICE_PIXELS:,} px at the model's scale)"
 
 
 if __name__ == "__main__":

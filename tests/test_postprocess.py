@@ -38,3 +38,12 @@ def test_post_processing_is_chosen_on_evenly_spaced_validation_images_within_a_p
     assert chosen == [0, 3, 6, 9]  # spread from the first name to the last
     assert spread_within([100, 5000, 100], budget=250) == [0, 2]
     assert spread_within([900, 900], budget=10) == [0]  # at least one
+
+
+def test_the_choice_budget_counts_the_pixels_the_network_sees():
+    from unetseg.inference import CHOICE_PIXELS, choice_images
+
+    pixels = [CHOICE_PIXELS // 8] * 8  # all fit at the image's own scale
+    assert choice_images(pixels, 1.0) == list(range(8))
+    assert len(choice_images(pixels, 2.0)) == 2  # 4x the work each: a quarter of them
+    assert choice_images(pixels, 0.5) == list(range(8))

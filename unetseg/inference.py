@@ -28,8 +28,9 @@ DEFAULT_TILE = 256
 POOL_MIN_PIXELS = 4_000_000  # image pixels for which worker processes repay their start (DSB2018's validation
                              # and test images: 32 M, 1.33x faster on 2 cores; the shipped data's: 1 M)
 POOL_MAX_IMAGE_PIXELS = 4096 * 4096  # and none so large that a model output per worker takes much memory
-CHOICE_PIXELS = 2**24  # validation pixels the post-processing choice predicts at most (DSB2018's 66 images: 9.4 M;
-                      # on 2 cores ~4 s a million with 8 views, so the choice takes at most ~70 s at base 8)
+CHOICE_PIXELS = 2**24  # pixels the network sees of the validation images the post-processing choice predicts, at
+                      # most (DSB2018's 66 images: 9.4 M; on 2 cores ~4 s a million with 8 views, so the choice
+                      # takes at most ~70 s at base 8)
 MODEL_MD5 = "model_md5"  # the model a post-processing choice was made for
 # post-processing left auto, nothing chosen
 AUTO_DEFAULTS = {"seed_threshold": 0.5, "seed_sigma": 2.0, "seed_depth": 0.05, "min_object_size": 0}
@@ -220,6 +221,12 @@ def spread_within(pixels: list[int], budget: int = CHOICE_PIXELS) -> list[int]:
     while count > 1 and not fits(count):
         count -= 1
     return spread(count)
+
+
+def choice_images(pixels: list[int], scale: float) -> list[int]:
+    """Indices of the validation images (of `pixels` each) the post-processing choice predicts: evenly
+    spaced, within CHOICE_PIXELS as the network sees them, `scale`**2 times their own (extract.scale)."""
+    return spread_within([round(n * scale**2) for n in pixels])
 
 
 def objects_pool(pixels: list[int]):
