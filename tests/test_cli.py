@@ -38,6 +38,11 @@ def unetseg_in_process(cwd: Path, *args: str, monkeypatch, capsys) -> subprocess
     return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def save(path: Path, array: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)
@@ -62,16 +67,23 @@ def test_predict_from_outside_the_repository_on_a_folder_and_on_one_file(tiny_ru
     model = str(tiny_run / "models/unet.keras")
     result = unetseg(tmp_path, "predict", "--model", model, "--input", "new", "--output", "out")
     assert result.returncode == 0, result.stderr
-    assert "2 image(s) -> 8 files in out/" in result.stdout
+    assert "2 image(s) -> 9 files in out/" in result.stdout
     native = [line for line in result.stderr.splitlines() if line[:5] in ("I0000", "W0000", "E0000") or "absl" in line]
     assert not native, "TensorFlow's start-up noise reached stderr"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "a.png", "a_instances.png", "a_objects.csv", "a_prob.png", "b.png", "b_instances.png", "b_objects.csv", "b_prob.png"]
+        "a.png", "a_instances.png", "a_objects.csv", "a_prob.png", "b.png", "b_instances.png", "b_objects.csv", "b_prob.png",
+        "summary.csv"]
     assert np.asarray(Image.open(tmp_path / "out/b.png")).shape == (23, 71)
+    summary = read_rows(tmp_path / "out/summary.csv")
+    assert [row["image"] for row in summary] == ["a", "b"]  # a row per image, as the measure stage's summary
+    for row in summary:
+        objects = read_rows(tmp_path / f"out/{row['image']}_objects.csv")
+        assert int(row["objects"]) == len(objects)
+        assert int(row["objects_touching_edge"]) == sum(int(o["touches_edge"]) for o in objects)
     result = unetseg(tmp_path, "predict", "--model", model, "--input", "new/a.png", "--output", "one")
     assert result.returncode == 0
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["a.png", "a_instances.png", "a_objects.csv",
-                                                                    "a_prob.png"]
+                                                                    "a_prob.png", "summary.csv"]
 
 
 def test_predict_flags_override_the_params(tiny_run, tmp_path):
@@ -93,9 +105,9 @@ def test_predict_measures_in_microns_given_the_pixel_size_or_as_the_tiff_records
     result = unetseg_in_process(tmp_path, *args, "--output", "um", "--pixel-size", "0.5",
                                 monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 0, result.stderr
-    with open(tmp_path / "um/a_objects.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_rows(tmp_path / "um/a_objects.csv")
     assert rows and all(float(row["area_um2"]) == pytest.approx(int(row["area_px"]) / 4, abs=1e-4) for row in rows)
+    assert float(read_rows(tmp_path / "um/summary.csv")[0]["pixel_size_um"]) == 0.5
     result = unetseg_in_process(tmp_path, *args, "--output", "bad", "--pixel-size", "0",
                                 monkeypatch=monkeypatch, capsys=capsys)
     assert not (tmp_path / "bad").exists()
@@ -106,8 +118,7 @@ def test_predict_measures_in_microns_given_the_pixel_size_or_as_the_tiff_records
                      resolution=(4, 4), metadata={"unit": "um"})  # as Fiji saves a calibrated image
     args = ["predict", "--model", model, "--input", "b.tif", "--threshold", "0.01", "--output", "own"]
     assert unetseg_in_process(tmp_path, *args, monkeypatch=monkeypatch, capsys=capsys).returncode == 0
-    with open(tmp_path / "own/b_objects.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_rows(tmp_path / "own/b_objects.csv")
     assert rows and all(float(row["area_um2"]) == pytest.approx(int(row["area_px"]) / 16, abs=1e-4) for row in rows)
 
 
@@ -160,7 +171,7 @@ def test_predict_grows_the_objects_in_worker_processes_with_the_same_bytes(tiny_
     monkeypatch.setattr(inference, "POOL_MIN_PIXELS", 0)  # workers even for tiny images
     monkeypatch.setattr(inference, "worker_pool", lambda tasks, method=None: made.append((tasks, method)) or
                         real(tasks, method))
-    assert predicted("workers") == alone and len(alone) == 12
+    assert predicted("workers") == alone and len(alone) == 13  # 4 files an image, and the summary
     assert made == [(3, "spawn")]
 
 

@@ -1,8 +1,11 @@
 """The DVC workflows a team relies on, each on a private copy of a reproduced tiny project:
-run-cache, experiments and queued sweeps, diffs between commits, and interrupted runs."""
+run-cache, experiments and queued sweeps, diffs between commits, interrupted runs, and a stage of
+one's own that segments new images."""
 
+import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,6 +56,27 @@ def test_synthesize_runs_only_while_the_data_params_point_at_its_output(project)
     project.set_params({"data": {"images": "data/synthetic/images", "masks": "data/synthetic/labels"}})
     assert project.repro("prepare") == {"synthesize", "prepare"}  # pointed back: it is prepare's input again
     assert (project.root / "data/synthetic/images/synth_008.png").exists()
+
+
+SEGMENT = ["stage", "add", "-n", "segment", "-d", "models", "-d", "data/predictions/postprocess.json",
+           "-d", "data/experiment", "-p", "predict,measure", "-o", "data/segmented",
+           "unetseg", "predict", "--input", "data/experiment", "--output", "data/segmented"]  # as README.md gives it
+
+
+def test_a_folder_of_new_images_is_segmented_by_a_stage_of_its_own(project):
+    (project.root / "data/experiment").mkdir()
+    for name in ("synth_000.png", "synth_001.png"):
+        shutil.copy(project.root / "data/synthetic/images" / name, project.root / "data/experiment" / name)
+    project.dvc("add", "data/experiment")
+    project.dvc(*SEGMENT)
+    assert project.repro() == {"segment"}
+    with open(project.root / "data/segmented/summary.csv", newline="") as handle:
+        assert [row["image"] for row in csv.DictReader(handle)] == ["synth_000", "synth_001"]
+    assert project.repro() == set()
+    project.set_params({"measure": {"pixel_size": 0.5}})
+    assert project.repro() == {"measure", "segment"}
+    with open(project.root / "data/segmented/summary.csv", newline="") as handle:
+        assert {row["pixel_size_um"] for row in csv.DictReader(handle)} == {"0.5"}
 
 
 def exp_rows(project) -> list[dict]:

@@ -48,7 +48,8 @@ def add_predict(commands) -> None:
                     "was. For each image writes <stem>.png (mask: 0/255 or class ids), <stem>_prob.png or .npy "
                     "(probabilities), and for one class <stem>_instances.png (uint16 object ids) and "
                     "<stem>_objects.csv (per object: area, centroid, box, shape, mean and total intensity in the "
-                    "file's own values; in µm too given the pixel size). Never overwrites an input; each file "
+                    "file's own values; in µm too given the pixel size), and summary.csv (per image: objects, "
+                    "their median and mean size, foreground share). Never overwrites an input; each file "
                     "appears whole or not at all.")
     parser.set_defaults(command=run_predict)
     parser.add_argument("--input", required=True, type=Path,

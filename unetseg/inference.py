@@ -14,7 +14,7 @@ from unetseg.errors import UserError  # noqa: E402
 from unetseg.files import atomic_file, file_md5, read_json  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, write_png  # noqa: E402
 from unetseg.instances import Seeds, labels_from_mask, object_labels, seed_rule  # noqa: E402
-from unetseg.measure import pixel_size_for, write_measurements  # noqa: E402
+from unetseg.measure import image_summary, pixel_size_for, summary_columns, write_measurements, write_table  # noqa: E402
 from unetseg.modelfile import model_gap, model_scale, model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
 from unetseg.parallel import ordered_map, usable_cores, worker_pool  # noqa: E402
@@ -24,6 +24,7 @@ from unetseg.scale import back_to_shape, rescaled_image  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
 
 OUTPUT_SUFFIXES = (".png", "_prob.png", "_prob.npy", "_instances.png", "_objects.csv")  # what write_prediction may write
+SUMMARY = "summary.csv"  # predict_files: a row per image, where it measured objects
 DEFAULT_TILE = 256
 POOL_MIN_PIXELS = 4_000_000  # image pixels for which worker processes repay their start (DSB2018's validation
                              # and test images: 32 M, 1.33x faster on 2 cores; the shipped data's: 1 M)
@@ -129,7 +130,7 @@ def predict_probabilities(model: keras.Model, image: np.ndarray, params: Params,
 
 
 def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params: Params, target: str,
-                     gap: int = 0, image: np.ndarray | None = None) -> list[Path]:
+                     gap: int = 0, image: np.ndarray | None = None) -> tuple[list[Path], dict | None]:
     """<stem>.png: labels (binary 0/255, else class ids). <stem>_prob: for one class (or the boundary
     target's foreground, 1 - p(background)) a PNG of round(p * 255) (uint8) or an (H, W) float16
     .npy; for several classes an (H, W, K) .npy of all class probabilities (uint8 round(p * 255), or
@@ -137,7 +138,8 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
     (the weighted target's mask is its objects, the gaps between them closed: `gap` px a side), and
     given `image` (H, W, C) as read from its file, <stem>_objects.csv, a row of measurements per object
     with its intensities (unetseg.measure; in µm too with measure.pixel_size, here a number or null).
-    Each file appears whole or not at all; returns the files written."""
+    Each file appears whole or not at all; returns the files written and, where it measured the
+    objects, the image's summary row (unetseg.measure.image_summary)."""
     cfg = params.predict
     if target in OBJECT_TARGETS:
         instances = object_labels(probabilities, target, cfg.threshold, seeds_of(cfg, target), cfg.min_object_size, gap)
@@ -155,19 +157,21 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
         write_png(tmp, labels * 255 if binary else labels)
     if binary:
         written.append(write_instances(folder / f"{stem}_instances.png", instances))
+    summary = None
     if binary and image is not None:
         written.append(folder / f"{stem}_objects.csv")
-        write_measurements(written[-1], instances, image, params.measure.pixel_size)
+        rows = write_measurements(written[-1], instances, image, params.measure.pixel_size)
+        summary = image_summary(stem, instances, rows, params.measure.pixel_size)
     if cfg.prob_dtype == "uint8" and binary:
         written.append(folder / f"{stem}_prob.png")
         with atomic_file(written[-1]) as tmp:
             write_png(tmp, np.round(probabilities[..., 0] * 255).astype(np.uint8))
-        return written
+        return written, summary
     scaled = np.round(probabilities * 255).astype(np.uint8) if cfg.prob_dtype == "uint8" else probabilities.astype(np.float16)
     written.append(folder / f"{stem}_prob.npy")
     with atomic_file(written[-1]) as tmp, open(tmp, "wb") as handle:
         np.save(handle, scaled[..., 0] if binary else scaled)
-    return written
+    return written, summary
 
 
 def write_instances(path: Path, instances: np.ndarray) -> Path:
@@ -202,7 +206,13 @@ def predict_files(files: list[Path], output: Path, model_path: Path, params: Par
 
     pixels = [image_pixels(path) for path in files] if target in OBJECT_TARGETS else []
     with objects_pool(pixels) as pool:
-        return [path for paths in in_workers(pool, written_prediction, tasks()) for path in paths]
+        results = list(in_workers(pool, written_prediction, tasks()))
+    written = [path for paths, _ in results for path in paths]
+    summaries = [summary for _, summary in results if summary is not None]
+    if summaries:
+        written.append(output / SUMMARY)
+        write_table(written[-1], summary_columns(any(row.get("pixel_size_um") for row in summaries)), summaries)
+    return written
 
 
 def spread_within(pixels: list[int], budget: int = CHOICE_PIXELS) -> list[int]:
@@ -243,5 +253,5 @@ def in_workers(pool, function, items):
     return ordered_map(pool, function, items, ahead=usable_cores())
 
 
-def written_prediction(task) -> list[Path]:
+def written_prediction(task) -> tuple[list[Path], dict | None]:
     return write_prediction(*task)
