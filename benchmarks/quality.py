@@ -10,6 +10,8 @@
                                                     # masks named <image>_mask.png
     python benchmarks/quality.py dsb2018 [--data ../shared/datasets/dsb2018] [--masks masks]
     python benchmarks/quality.py dsb2018 --masks labels --mask-type instances   # objects: boundary target
+    python benchmarks/quality.py dsb2018 --masks labels --mask-type instances --shrink 2   # its images and
+                                                    # labels at half size: nuclei ~18 px across (..._by-2.json)
     python benchmarks/quality.py membranes [--masks labels --mask-type instances]   # confluent cells, thin
                                                     # membranes, foreground ~80 % (benchmarks/membranes.py)
     python benchmarks/quality.py membranes --masks membranes   # the membranes as foreground (..._membranes.json)
@@ -185,13 +187,27 @@ def classes_data(root: Path) -> dict:
     return {"data.images": "data/raw/images", "data.masks": "data/raw/labels", "data.num_classes": 3}
 
 
-def copied_data(root: Path, source: Path, masks: str, mask_type: str) -> dict:
-    shutil.copytree(source / "images", root / "data/raw/images")
-    shutil.copytree(source / masks, root / "data/raw/masks")
+def copied_data(root: Path, source: Path, masks: str, mask_type: str, shrink: int = 1) -> dict:
+    """A dataset copied in as the user's own; with `shrink` > 1, every image and mask shrunk by it (images
+    by area averaging, masks by nearest neighbour), its objects as at a lower magnification."""
+    copy_shrunk(source / "images", root / "data/raw/images", shrink, Image.BOX)
+    copy_shrunk(source / masks, root / "data/raw/masks", shrink, Image.NEAREST)
     dvc(root, "add", "data/raw/images", "data/raw/masks")
     commit(root, "dataset")
     return {"data.images": "data/raw/images", "data.masks": "data/raw/masks", "data.mask_type": mask_type,
             "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
+
+
+def copy_shrunk(source: Path, target: Path, factor: int, resample) -> None:
+    """Every file of `source` into `target`, as it is, or each image shrunk by `factor` (`resample`: a
+    Pillow filter; NEAREST keeps mask values and object ids)."""
+    if factor == 1:
+        shutil.copytree(source, target)
+        return
+    target.mkdir(parents=True)
+    for path in sorted(source.iterdir()):
+        with Image.open(path) as image:
+            image.resize((image.width // factor, image.height // factor), resample).save(target / path.name)
 
 
 def membranes_data(root: Path, masks: str, mask_type: str) -> dict:
@@ -264,7 +280,8 @@ def main() -> None:
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
     parser.add_argument("--mask-type", default="semantic", choices=["semantic", "instances"],
                         help="what --masks holds: binary masks, or one id per object (DSB2018's labels)")
-    parser.add_argument("--shrink", type=int, default=3, help="shrunk: by this factor (default: 3)")
+    parser.add_argument("--shrink", type=int, help="shrunk: by this factor (default: 3); dsb2018: its images and "
+                                                   "masks shrunk by it (default: 1, as they are)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="one more param (YAML value), e.g. data.target=weighted; repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the scratch project and print its path")
@@ -276,9 +293,9 @@ def main() -> None:
         dvc_project(root)
         changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
                    "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
-                   "enlarged": lambda: enlarged_data(root), "shrunk": lambda: shrunk_data(root, args.shrink),
+                   "enlarged": lambda: enlarged_data(root), "shrunk": lambda: shrunk_data(root, args.shrink or 3),
                    "classes": lambda: classes_data(root),
-                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type),
+                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, args.shrink or 1),
                    "membranes": lambda: membranes_data(root, args.masks, args.mask_type)}[args.dataset]()
         changes = {**changes, **extra}
         set_params(root, changes)
@@ -288,7 +305,7 @@ def main() -> None:
         train = json.loads((root / "reports/train.json").read_text())
         suffix = "_instances" if args.dataset in ("dsb2018", "membranes") and args.mask_type == "instances" else ""
         suffix += f"_{args.masks}" if args.masks not in ("masks", "labels") else ""
-        suffix += f"_by-{args.shrink}" if args.dataset == "shrunk" and args.shrink != 3 else ""
+        suffix += f"_by-{args.shrink}" if args.shrink and args.shrink != {"shrunk": 3, "dsb2018": 1}.get(args.dataset) else ""
         suffix += "".join(f"_{key.split('.')[-1]}-{slug(value)}" for key, value in extra.items())
         write_results(f"quality_{args.dataset}{suffix}", {
             "dataset": args.dataset,

@@ -58,3 +58,17 @@ def test_membrane_cells_are_one_id_each_parted_by_membrane_and_repeat_from_their
                                                                                             "membranes"))
         assert np.array_equal(mask == 255, ids > 0) and set(np.unique(mask)) <= {0, 255}
         assert np.array_equal(walls, 255 - mask)
+
+
+def test_a_dataset_shrunk_keeps_its_object_ids(tmp_path):
+    from quality import copy_shrunk
+
+    labels = np.zeros((40, 60), np.uint16)
+    labels[4:20, 6:30], labels[20:36, 30:58] = 7, 300
+    (tmp_path / "source").mkdir()
+    Image.fromarray(labels).save(tmp_path / "source/a.png")
+    copy_shrunk(tmp_path / "source", tmp_path / "half", 2, Image.NEAREST)
+    half = np.asarray(Image.open(tmp_path / "half/a.png"))
+    assert half.shape == (20, 30) and set(np.unique(half)) == {0, 7, 300}
+    copy_shrunk(tmp_path / "source", tmp_path / "same", 1, Image.NEAREST)
+    assert (tmp_path / "same/a.png").read_bytes() == (tmp_path / "source/a.png").read_bytes()
