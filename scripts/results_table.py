@@ -85,7 +85,15 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "synthetic_min_size-768_max_size-768_nuclei_per_image-110-360_train_minutes-3_stride-64_copies-2_grid_fraction-1":
              "synthetic, 768 × 768, 3 min, the half-overlapping grid pinned",
          "enlarged_train_minutes-5": "synthetic enlarged 4x (nuclei ~170 px), 5 min budget (scale 0.5, planned)",
-         "enlarged_train_minutes-5_scale-1": "synthetic enlarged 4x, 5 min budget, `extract.scale: 1` pinned"}
+         "enlarged_train_minutes-5_scale-1": "synthetic enlarged 4x, 5 min budget, `extract.scale: 1` pinned",
+         "shrunk": "synthetic shrunk 3x (nuclei ~11 px), instance labels (scale 2, planned)",
+         "shrunk_scale-1": "synthetic shrunk 3x, `extract.scale: 1` pinned",
+         "shrunk_scale-1_epochs-10_steps_per_epoch-545": "synthetic shrunk 3x, scale 1, the steps of scale 2",
+         "shrunk_scale-1_boundary_width-1": "synthetic shrunk 3x, scale 1, `data.boundary_width: 1`",
+         "shrunk_by-2_scale-2": "synthetic shrunk 2x (nuclei ~16 px), `extract.scale: 2` pinned (the plan's choice)",
+         "shrunk_by-2_scale-1": "synthetic shrunk 2x, `extract.scale: 1` pinned",
+         "dsb2018_instances_by-2": "DSB2018 at half size (nuclei ~19 px), instance labels (scale 2, planned)",
+         "dsb2018_instances_by-2_scale-1": "DSB2018 at half size, instance labels, `extract.scale: 1` pinned"}
 ORDER = list(NAMES)
 
 
@@ -94,7 +102,8 @@ def row(result: dict) -> str:
     baselines = {name: scores["dice"] for name, scores in result["baselines"].items() if scores["dice"] is not None}
     best = max(baselines, key=baselines.get)
     minutes, seconds = divmod(round(result["dvc_repro_wall_s"]), 60)
-    planned = (f"patch {plan['extract.patch_size']}, base {plan['model.base_filters']}, "
+    scale = plan.get("extract.scale", 1)
+    planned = (f"{f'scale {scale:g}, ' if scale != 1 else ''}patch {plan['extract.patch_size']}, base {plan['model.base_filters']}, "
                f"{plan['train.epochs']}×{plan['train.steps_per_epoch']} steps of {plan['train.batch_size']}")
     return (f"| {NAMES[result['name']]} | {test['n_images']} | {fingerprint['foreground_fraction']:.1%} | "
             f"**{test['dice']:.3f}** | {test['iou']:.3f} | {baselines['all_foreground']:.3f} | "
