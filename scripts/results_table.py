@@ -93,7 +93,8 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "shrunk_by-2_scale-2": "synthetic shrunk 2x (nuclei ~16 px), `extract.scale: 2` pinned (the plan's choice)",
          "shrunk_by-2_scale-1": "synthetic shrunk 2x, `extract.scale: 1` pinned",
          "dsb2018_instances_by-2": "DSB2018 at half size (nuclei ~19 px), instance labels (scale 2, planned)",
-         "dsb2018_instances_by-2_scale-1": "DSB2018 at half size, instance labels, `extract.scale: 1` pinned"}
+         "dsb2018_instances_by-2_scale-1": "DSB2018 at half size, instance labels, `extract.scale: 1` pinned",
+         "dsb2018_instances_scale-2": "DSB2018 nuclei (~36 px), instance labels, `extract.scale: 2` pinned"}
 ORDER = list(NAMES)
 
 
