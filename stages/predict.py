@@ -22,8 +22,8 @@ from stages.common import atomic_dir, load_stage_params, read_json, read_plan, r
 from unetseg.files import file_md5
 from unetseg.inference import (CHOICE_PIXELS, MODEL_MD5, choice_images, in_workers, keras, load_model, objects_pool,
                                predict_probabilities, resolved_auto, written_prediction)
-from unetseg.instances import (MIN_SIZES, best_postprocessing, load_labels, postprocessing_scores, seed_candidates,
-                               seed_rule)
+from unetseg.instances import (best_postprocessing, load_labels, postprocessing_scores, scaled_candidates,
+                               seed_candidates, seed_rule)
 from unetseg.modelfile import model_gap, model_scale, model_target, read_preprocessing
 from unetseg.normalize import load_prepared_image
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
@@ -70,13 +70,15 @@ def choose_postprocessing(model: keras.Model, manifest: dict, val: list[str], pa
                           scale: float = 1.0, pool=None, val_count: int | None = None) -> dict:
     """For the boundary and weighted targets, the seed and minimum object size knobs left auto: the
     values whose objects score the best AP@0.5 on the validation images `val` (of `val_count`: evenly
-    spaced ones, at most CHOICE_PIXELS) (a pinned value stays as it is)."""
+    spaced ones, at most CHOICE_PIXELS) (a pinned value stays as it is); sigmas and sizes as the
+    network sees them at `scale` (scaled_candidates)."""
     cfg = params.predict
     rule = seed_rule(cfg.seeds, target)
+    sigmas, min_sizes = scaled_candidates(scale)
     pinned = {key: (value,) for key, value in (("thresholds", cfg.seed_threshold), ("sigmas", cfg.seed_sigma),
                                               ("depths", cfg.seed_depth)) if value != "auto"}
-    seeds = seed_candidates(rule, **pinned)
-    sizes = MIN_SIZES if cfg.min_object_size == "auto" else (cfg.min_object_size,)
+    seeds = seed_candidates(rule, **{"sigmas": sigmas, **pinned})
+    sizes = min_sizes if cfg.min_object_size == "auto" else (cfg.min_object_size,)
     if len(seeds) == len(sizes) == 1:
         return {}
 

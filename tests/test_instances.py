@@ -332,6 +332,16 @@ def test_seed_rules_resolve_and_name_their_keys():
     assert [s.threshold for s in seed_candidates("threshold", thresholds=(0.6,))] == [0.6]
 
 
+def test_post_processing_candidates_are_the_networks_pixels():
+    from unetseg.instances import MIN_SIZES, SEED_SIGMAS, scaled_candidates
+
+    assert scaled_candidates(1.0) == (SEED_SIGMAS, MIN_SIZES)
+    sigmas, sizes = scaled_candidates(0.5)  # large objects, seen at half size: their fragments 4x the image's px
+    assert sigmas == (2.0, 3.0, 4.0, 6.0) and sizes == tuple(4 * size for size in MIN_SIZES)
+    sigmas, sizes = scaled_candidates(2.0)
+    assert sigmas == (0.5, 0.75, 1.0, 1.5) and sizes[:4] == (0, 1, 2, 5) and sizes[-1] == 60
+
+
 def test_maxima_seed_knobs_are_chosen_by_object_ap():
     truth, probabilities = touching_discs_without_a_boundary()
     candidates = seed_candidates("maxima", sigmas=(2.0,), depths=(0.05, 0.5))

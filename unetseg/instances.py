@@ -35,9 +35,9 @@ TAUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, ..., 0.9
 # AP of DSB2018 is within 0.02 of its best over most of the grid. Depth 0.01 was never chosen and
 # scored lowest at sigma <= 1.5 on both datasets, so it is left out: each candidate costs a reconstruction).
 SEED_THRESHOLDS = (*TAUS, 0.97, 0.98, 0.99)
-SEED_SIGMAS = (1.0, 1.5, 2.0, 3.0)  # px
+SEED_SIGMAS = (1.0, 1.5, 2.0, 3.0)  # px, the network's (scaled_candidates)
 SEED_DEPTHS = (0.02, 0.05, 0.1)
-MIN_SIZES = (0, 5, 10, 20, 40, 80, 120, 160, 240)  # pixels
+MIN_SIZES = (0, 5, 10, 20, 40, 80, 120, 160, 240)  # pixels, the network's (scaled_candidates)
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 MAJORITY = 0.5  # a piece "belongs" to an object when more than this share of its pixels lie in it
 UNMATCHED_CAUSES = ("fn_merged", "fn_split", "fn_missed", "fn_low_iou",
@@ -240,6 +240,14 @@ def object_labels(probabilities: np.ndarray, target: str, threshold: float, seed
     if target == "boundary":
         return labels_from_boundary(probabilities, threshold, seeds, min_size)
     return labels_from_probability(probabilities, threshold, seeds, min_size, gap)
+
+
+def scaled_candidates(scale: float) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The seed sigmas and minimum object sizes (the image's px) to try for a model that sees the
+    images at `scale` (extract.scale). SEED_SIGMAS and MIN_SIZES are in the network's pixels, where
+    its output's peaks and fragments take their size: at scale 0.5 the image's own pixels try twice the
+    sigmas and four times the sizes."""
+    return tuple(sigma / scale for sigma in SEED_SIGMAS), tuple(sorted({round(size / scale**2) for size in MIN_SIZES}))
 
 
 def seed_candidates(rule: str, thresholds=SEED_THRESHOLDS, sigmas=SEED_SIGMAS, depths=SEED_DEPTHS) -> list[Seeds]:
