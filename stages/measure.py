@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stages.common import atomic_dir, load_stage_params, read_json, run_stage
 from unetseg.imageio import read_image, read_mask
-from unetseg.measure import image_summary, pixel_size_for, summary_columns, write_measurements, write_table
+from unetseg.measure import pixel_size_for, write_measured_image, write_summary
 
 PREPARED, PREDICTIONS, OUT = Path("data/prepared"), Path("data/predictions"), "data/objects"
 
@@ -28,9 +28,8 @@ def main(argv) -> None:
         for stem in stems:
             labels = read_mask(PREDICTIONS / f"{stem}_instances.png")
             image = read_image(manifest["images"][stem]["image"], manifest["channels"])
-            rows = write_measurements(out / f"{stem}.csv", labels, image, sizes[stem])
-            summaries.append(image_summary(stem, labels, rows, sizes[stem]))
-        write_table(out / "summary.csv", summary_columns(any(sizes.values())), summaries)
+            summaries.append(write_measured_image(out / f"{stem}.csv", stem, labels, image, sizes[stem]))
+        write_summary(out / "summary.csv", summaries)
     counted = sum(summary["objects"] for summary in summaries)
     note = "" if stems else f" (data.num_classes={manifest['num_classes']}: objects are for one class)"
     print(f"measure: {counted} objects in {len(stems)} test images -> {OUT}/{note}")

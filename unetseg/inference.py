@@ -14,7 +14,7 @@ from unetseg.errors import UserError  # noqa: E402
 from unetseg.files import atomic_file, file_md5, read_json  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, write_png  # noqa: E402
 from unetseg.instances import Seeds, labels_from_mask, object_labels, seed_rule  # noqa: E402
-from unetseg.measure import image_summary, pixel_size_for, summary_columns, write_measurements, write_table  # noqa: E402
+from unetseg.measure import pixel_size_for, write_measured_image, write_summary  # noqa: E402
 from unetseg.modelfile import model_gap, model_scale, model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
 from unetseg.parallel import ordered_map, usable_cores, worker_pool  # noqa: E402
@@ -160,8 +160,7 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
     summary = None
     if binary and image is not None:
         written.append(folder / f"{stem}_objects.csv")
-        rows = write_measurements(written[-1], instances, image, params.measure.pixel_size)
-        summary = image_summary(stem, instances, rows, params.measure.pixel_size)
+        summary = write_measured_image(written[-1], stem, instances, image, params.measure.pixel_size)
     if cfg.prob_dtype == "uint8" and binary:
         written.append(folder / f"{stem}_prob.png")
         with atomic_file(written[-1]) as tmp:
@@ -211,7 +210,7 @@ def predict_files(files: list[Path], output: Path, model_path: Path, params: Par
     summaries = [summary for _, summary in results if summary is not None]
     if summaries:
         written.append(output / SUMMARY)
-        write_table(written[-1], summary_columns(any(row.get("pixel_size_um") for row in summaries)), summaries)
+        write_summary(written[-1], summaries)
     return written
 
 

@@ -109,6 +109,17 @@ def write_measurements(path, labels: np.ndarray, image: np.ndarray | None = None
     return rows
 
 
+def write_measured_image(path, name: str, labels: np.ndarray, image: np.ndarray | None = None,
+                         pixel_size: float | None = None) -> dict:
+    """One image's objects' table written to `path` (write_measurements); returns its summary row."""
+    return image_summary(name, labels, write_measurements(path, labels, image, pixel_size), pixel_size)
+
+
+def write_summary(path, summaries: list[dict]) -> None:
+    """The images' summary rows as CSV, with the µm columns where some image has a pixel size."""
+    write_table(path, summary_columns(any(row.get("pixel_size_um") for row in summaries)), summaries)
+
+
 def write_table(path, columns: tuple[str, ...], rows: list[dict]) -> None:
     """A CSV of these columns of the rows (None or missing: an empty cell); written whole or not at all."""
     with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
