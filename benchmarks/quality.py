@@ -48,6 +48,7 @@ from membranes import write_dataset
 sys.path.insert(0, str(REPO))
 from unetseg.instances import scores_from_matches  # noqa: E402
 
+SHRINK = {"shrunk": 3, "dsb2018": 1}  # --shrink's default per dataset (others take no --shrink)
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config",
                  "data/synthetic/dvc.yaml", "stages", "unetseg"]
 
@@ -287,15 +288,16 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch project and print its path")
     args = parser.parse_args()
     extra = param_changes(args.set)
+    shrink = args.shrink or SHRINK.get(args.dataset)
     check_scratch_space(args.dataset)
     root = Path(tempfile.mkdtemp(prefix=f"quality_{args.dataset}_"))
     try:
         dvc_project(root)
         changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
                    "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
-                   "enlarged": lambda: enlarged_data(root), "shrunk": lambda: shrunk_data(root, args.shrink or 3),
+                   "enlarged": lambda: enlarged_data(root), "shrunk": lambda: shrunk_data(root, shrink),
                    "classes": lambda: classes_data(root),
-                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, args.shrink or 1),
+                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, shrink),
                    "membranes": lambda: membranes_data(root, args.masks, args.mask_type)}[args.dataset]()
         changes = {**changes, **extra}
         set_params(root, changes)
@@ -305,7 +307,7 @@ def main() -> None:
         train = json.loads((root / "reports/train.json").read_text())
         suffix = "_instances" if args.dataset in ("dsb2018", "membranes") and args.mask_type == "instances" else ""
         suffix += f"_{args.masks}" if args.masks not in ("masks", "labels") else ""
-        suffix += f"_by-{args.shrink}" if args.shrink and args.shrink != {"shrunk": 3, "dsb2018": 1}.get(args.dataset) else ""
+        suffix += f"_by-{shrink}" if shrink != SHRINK.get(args.dataset) else ""
         suffix += "".join(f"_{key.split('.')[-1]}-{slug(value)}" for key, value in extra.items())
         write_results(f"quality_{args.dataset}{suffix}", {
             "dataset": args.dataset,
