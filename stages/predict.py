@@ -5,10 +5,10 @@ its output back to the image's size, so masks, objects and scores are at full si
 
 For the boundary and weighted targets with the seed knobs (predict.seed_threshold, or seed_sigma and
 seed_depth) or predict.min_object_size auto, the stage first predicts the validation images and keeps
-the values whose objects match theirs best (data/predictions/postprocess.json, with the model's MD5:
-`unetseg predict` uses them for this model). While this process runs the model, worker processes grow
-and score the objects and write the files, where the images are large enough to repay their start;
-the outputs are the same either way. The objects are counted and measured by the measure stage.
+the values whose objects match theirs best (data/predictions/postprocess.json, with the plan's tile
+size and the model's MD5: `unetseg predict` uses them for this model). While this process runs the
+model, worker processes grow and score the objects and write the files, where the images are large
+enough to repay their start; the outputs are the same either way. The objects are counted and measured by the measure stage.
 New images: `unetseg predict` (unetseg/cli.py).
 """
 
@@ -29,7 +29,7 @@ from unetseg.normalize import load_prepared_image
 from unetseg.params import OBJECT_TARGETS, Params, with_predict
 
 MODEL, PREPARED, OUT = "models/unet.keras", Path("data/prepared"), "data/predictions"
-POSTPROCESS = "postprocess.json"  # what predict chose on the validation images
+POSTPROCESS = "postprocess.json"  # what predict chose on the validation images, and its tile size
 
 
 def main(argv) -> None:
@@ -45,13 +45,14 @@ def main(argv) -> None:
         val = [splits["val"][i] for i in choice_images(pixels["val"], scale)] if objects else []
         choice = (choose_postprocessing(model, manifest, val, params, target, gap, scale, pool, len(splits["val"]))
                   if objects else {})
-        params = with_predict(params, resolved_auto(params.predict, choice))
+        params = with_predict(params, resolved_auto(params.predict, choice, scale))
         with atomic_dir(OUT) as out:
             tasks = ((out, stem, output_of_test_image(model, manifest, stem, params, scale), params, target, gap)
                      for stem in splits["test"])
             for _ in tqdm(in_workers(pool, written_prediction, tasks), total=len(splits["test"]), desc="predict"):
                 pass
-            write_json(out / POSTPROCESS, {**choice, MODEL_MD5: file_md5(MODEL)})
+            write_json(out / POSTPROCESS, {**choice, "predict.tile_size": params.predict.tile_size,
+                                           MODEL_MD5: file_md5(MODEL)})
     print(f"predict: {len(splits['test'])} test images -> {OUT}/ (mask, probabilities and objects of each)")
 
 

@@ -152,6 +152,27 @@ def test_predict_takes_the_pipelines_postprocessing_for_its_model_only(tiny_run,
     assert "as the pipeline chose it for this model (data/predictions/postprocess.json)" in said
 
 
+def test_predict_tiles_as_the_stage_did_for_its_model(tiny_run, tmp_path, monkeypatch, capsys):
+    from unetseg.inference import auto_defaults
+
+    chosen = json.loads((tiny_run / "data/predictions/postprocess.json").read_text())
+    assert chosen["predict.tile_size"] == 32  # the stage's tile (TINY pins it; else the plan's)
+    image = next((tiny_run / "data/synthetic/images").iterdir())
+    model = str(tiny_run / "models/unet.keras")
+    choice = str(tiny_run / "data/predictions/postprocess.json")
+
+    def probabilities(output: str, *flags: str) -> bytes:
+        result = unetseg_in_process(tmp_path, "predict", "--model", model, "--input", str(image), "--output", output,
+                                    "--max-whole-pixels", "0", *flags, monkeypatch=monkeypatch, capsys=capsys)
+        assert result.returncode == 0, result.stderr
+        return (tmp_path / output / f"{image.stem}_prob.png").read_bytes()
+
+    assert probabilities("auto", "--postprocess", choice) == probabilities("pinned", "--tile-size", "32",
+                                                                          "--postprocess", choice)
+    assert probabilities("auto", "--postprocess", choice) != probabilities("default", "--postprocess", "none.json")
+    assert auto_defaults(2.0)["seed_sigma"] == auto_defaults()["seed_sigma"] / 2  # in the network's pixels
+
+
 def test_predict_grows_the_objects_in_worker_processes_with_the_same_bytes(tiny_run, tmp_path, monkeypatch, capsys):
     from unetseg import inference
 

@@ -33,21 +33,36 @@ CHOICE_PIXELS = 2**24  # pixels the network sees of the validation images the po
                       # most (DSB2018's 66 images: 9.4 M; on 2 cores ~4 s a million with 8 views, so the choice
                       # takes at most ~70 s at base 8)
 MODEL_MD5 = "model_md5"  # the model a post-processing choice was made for
-# post-processing left auto, nothing chosen
+# post-processing left auto, nothing chosen; sigma and size in the network's pixels (auto_defaults)
 AUTO_DEFAULTS = {"seed_threshold": 0.5, "seed_sigma": 2.0, "seed_depth": 0.05, "min_object_size": 0}
 
 
-def resolved_auto(cfg: Predict, choice: dict) -> dict:
-    """Values for the post-processing knobs left auto: the choice made on validation images, else the defaults."""
-    return {key: choice.get(f"predict.{key}", default) for key, default in AUTO_DEFAULTS.items()
+def auto_defaults(scale: float = 1.0) -> dict:
+    """AUTO_DEFAULTS in the pixels of an image the network sees at `scale` (as scaled_candidates)."""
+    return {**AUTO_DEFAULTS, "seed_sigma": AUTO_DEFAULTS["seed_sigma"] / scale,
+            "min_object_size": round(AUTO_DEFAULTS["min_object_size"] / scale**2)}
+
+
+def resolved_auto(cfg: Predict, choice: dict, scale: float = 1.0) -> dict:
+    """Values for the post-processing knobs left auto: the choice made on validation images, else the
+    defaults for a model that sees the images at `scale`."""
+    return {key: choice.get(f"predict.{key}", default) for key, default in auto_defaults(scale).items()
             if getattr(cfg, key) == "auto"}
 
 
+def auto_tile(model: keras.Model, choice: dict) -> int:
+    """The tile size for predict.tile_size auto: the one the predict stage used for this model (its
+    plan's, recorded with the choice), else DEFAULT_TILE or the nearest size the model takes."""
+    step = tile_multiple(model)
+    return choice.get("predict.tile_size", max(step, DEFAULT_TILE // step * step))
+
+
 def chosen_for(model_path: Path, choice_path: Path) -> tuple[dict, str]:
-    """The post-processing that the predict stage chose on its validation images (its postprocess.json)
-    when it was chosen for this model, and a line saying where the values left auto come from."""
+    """The post-processing that the predict stage chose on its validation images, and the tile size it
+    used (its postprocess.json), when made for this model; and a line saying where the values left
+    auto come from."""
     if not choice_path.is_file():
-        return {}, f"post-processing left auto: the defaults ({choice_path} not found)"
+        return {}, f"tile size and post-processing left auto: the defaults ({choice_path} not found)"
     try:
         choice = read_json(choice_path)
     except ValueError:
@@ -56,8 +71,8 @@ def chosen_for(model_path: Path, choice_path: Path) -> tuple[dict, str]:
         raise UserError(f"{choice_path}: not a post-processing choice (a JSON object, as the predict stage writes "
                         "in data/predictions/postprocess.json); pass that file to --postprocess, or another path")
     if not model_path.is_file() or choice.get(MODEL_MD5) != file_md5(model_path):
-        return {}, f"post-processing left auto: the defaults ({choice_path} was chosen for another model)"
-    return choice, f"post-processing left auto: as the pipeline chose it for this model ({choice_path})"
+        return {}, f"tile size and post-processing left auto: the defaults ({choice_path} was chosen for another model)"
+    return choice, f"tile size and post-processing left auto: as the pipeline chose it for this model ({choice_path})"
 
 
 def seeds_of(cfg: Predict, target: str) -> Seeds:
@@ -184,14 +199,13 @@ def write_instances(path: Path, instances: np.ndarray) -> Path:
 def predict_files(files: list[Path], output: Path, model_path: Path, params: Params, choice: dict,
                   progress=iter) -> list[Path]:
     """Masks, probability maps and objects of new images, normalised as the model's training data
-    was; checked before anything is written. A tile size left auto is 256 (or the nearest size the
-    model takes); post-processing left auto takes `choice` (chosen_for), else the defaults."""
+    was; checked before anything is written. A tile size and post-processing left auto take what the
+    predict stage used for this model (`choice`: chosen_for), else the defaults (auto_tile, auto_defaults)."""
     check_outputs(files, output)
     model, preprocessing = load_model(model_path), read_preprocessing(model_path)
     if params.predict.tile_size == "auto":
-        step = tile_multiple(model)
-        params = with_predict(params, {"tile_size": max(step, DEFAULT_TILE // step * step)})
-    params = with_predict(params, resolved_auto(params.predict, choice))
+        params = with_predict(params, {"tile_size": auto_tile(model, choice)})
+    params = with_predict(params, resolved_auto(params.predict, choice, model_scale(preprocessing)))
     output.mkdir(parents=True, exist_ok=True)
     target, gap = model_target(preprocessing), model_gap(preprocessing)
 

@@ -187,7 +187,8 @@ class Train(Section):
 
 class Predict(Section):
     tile_size: auto_or(int, ge=16) = Field("auto", description="side of the square tiles the model sees, a "
-                                           "multiple of 2**depth; auto: the plan's, 256 for new images")
+                                           "multiple of 2**depth; auto: the plan's (for new images: the predict "
+                                           "stage's for the model, else 256)")
     overlap: float = Field(0.5, ge=0, lt=1, description="fraction of a tile shared with its neighbours")
     blend: Literal["gaussian", "constant"] = Field("gaussian", description="weighting of overlapping tiles")
     batch_size: int = Field(8, ge=1, description="tiles per model call")
