@@ -3,15 +3,16 @@
 data/objects/<stem>.csv: one row per object (area, centroid, box, shape, and the mean and total
 intensity of each channel in the image file's own values, as data.images holds them);
 data/objects/summary.csv: one row per test image (objects, those cut by the border, the foreground's
-share, the whole objects' median and mean size). Given the pixel size (measure.pixel_size: µm per pixel,
-or auto: each image's own, as its TIFF records it) both gain µm columns and the summary the objects per
-mm². Columns: unetseg/measure.py. Its own stage, so setting the pixel size reruns this alone, in seconds.
+share, the whole objects' median and mean size); a region that prepare cut (prepare.regions) counts
+as an image. Given the pixel size (measure.pixel_size: µm per pixel, or auto: each image's own, as its
+TIFF records it) both gain µm columns and the summary the objects per mm². Columns: unetseg/measure.py.
+Its own stage, so setting the pixel size reruns this alone, in seconds.
 """
 
 from pathlib import Path
 
 from stages.common import atomic_dir, load_stage_params, read_json, run_stage
-from unetseg.imageio import read_image, read_mask
+from unetseg.imageio import in_region, read_image, read_mask
 from unetseg.measure import pixel_size_for, write_measured_image, write_summary
 
 PREPARED, PREDICTIONS, OUT = Path("data/prepared"), Path("data/predictions"), "data/objects"
@@ -27,7 +28,8 @@ def main(argv) -> None:
         summaries = []
         for stem in stems:
             labels = read_mask(PREDICTIONS / f"{stem}_instances.png")
-            image = read_image(manifest["images"][stem]["image"], manifest["channels"])
+            entry = manifest["images"][stem]
+            image = in_region(read_image(entry["image"], manifest["channels"]), entry.get("region"))
             summaries.append(write_measured_image(out / f"{stem}.csv", stem, labels, image, sizes[stem]))
         write_summary(out / "summary.csv", summaries)
     counted = sum(summary["objects"] for summary in summaries)

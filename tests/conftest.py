@@ -3,9 +3,7 @@ import shutil
 import pytest
 
 from dvc_project import make_project
-from stage_runner import TINY, run_stage, write_params
-
-STAGES = ["synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "measure", "evaluate"]
+from stage_runner import STAGES, TINY, run_stage, write_params
 
 
 @pytest.fixture(scope="session")

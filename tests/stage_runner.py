@@ -9,6 +9,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+STAGES = ["synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "measure", "evaluate"]
 # Small enough that the whole pipeline runs in well under a minute on 2 cores.
 TINY = {
     "synthesize": {"num_images": 8, "min_size": 56, "max_size": 72, "nuclei_per_image": [3, 6]},

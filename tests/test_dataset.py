@@ -5,7 +5,8 @@ from PIL import Image
 
 from unetseg.dataset import (check_explicit_split, check_pair, check_trainable, find_pairs, instance_labels,
                              integrity_report, integrity_warnings, is_binary, list_images, mask_to_classes,
-                             read_user_mask, resolve_channels, resolve_mask_type, split_stems)
+                             read_user_mask, region_grid, region_windows, resolve_channels, resolve_mask_type,
+                             split_stems)
 from unetseg.errors import UserError
 
 
@@ -296,3 +297,18 @@ def test_masks_of_0_and_one_other_value_are_binary_not_one_object_each(tmp_path)
                                                                          "percentile"))
     summaries["b"]["single_value"] = 3  # different values: object ids after all
     assert resolve_mask_type("auto", 1, summaries) == "instances"
+
+
+@pytest.mark.parametrize("setting, count, explicit, grid", [
+    ("auto", 1, False, 4), ("auto", 2, False, 3), ("auto", 3, False, 1), ("auto", 100, False, 1),
+    ("auto", 1, True, 1), (4, 100, False, 4), (2, 1, True, 2)])
+def test_region_grid_cuts_images_only_when_too_few_for_the_split(setting, count, explicit, grid):
+    assert region_grid(setting, count, 0.15, 0.15, explicit) == grid
+
+
+def test_region_windows_tile_the_image_in_near_equal_parts():
+    windows = region_windows((130, 200), 2, "a.png")
+    assert windows == [(0, 65, 0, 100), (0, 65, 100, 200), (65, 130, 0, 100), (65, 130, 100, 200)]
+    assert region_windows((10, 10), 1, "a.png") == [None]
+    with pytest.raises(UserError, match=r"a\.png: 130x200 px is too small to cut into 3x3 regions of 64 px"):
+        region_windows((130, 200), 3, "a.png")

@@ -5,10 +5,9 @@ import json
 import pytest
 
 from dvc_project import copy_project
+from stage_runner import STAGES
 
 pytestmark = pytest.mark.e2e
-
-STAGES = ["synthesize", "prepare", "plan", "extract", "augment", "train", "predict", "measure", "evaluate"]
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,4 @@
+import csv
 import json
 import re
 
@@ -5,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stage_runner import error_line, run_stage, write_params
+from stage_runner import STAGES, TINY, error_line, run_stage, write_params
 from unetseg.normalize import load_prepared_image
+from unetseg.synthetic import synthesize_image
 
 SIZE = (40, 48)
 
@@ -239,3 +241,85 @@ def test_prepare_inverts_bright_background_images_when_polarity_is_mixed(tmp_pat
             mask = np.load(tmp_path / f"data/prepared/{split}/masks/{stem}.npy") > 0
             polarity.add(bool(image[mask].mean() > image[~mask].mean()))
     assert polarity == ({True} if used == "bright_background" else {True, False})
+
+
+def one_image_dataset(root, shape=(280, 300)):
+    """One gray image whose mask holds a blob cut by the region borders, and one inside a region."""
+    for sub in ("images", "masks"):
+        (root / "raw" / sub).mkdir(parents=True, exist_ok=True)
+    image = np.random.default_rng(0).integers(0, 200, shape, dtype=np.uint8)
+    mask = np.zeros(shape, np.uint8)
+    mask[55:85, 60:90] = 255  # across the first row and column cuts of a 4x4 grid (70, 75 px)
+    mask[230:250, 240:260] = 255
+    Image.fromarray(image).save(root / "raw/images/field.png")
+    Image.fromarray(mask).save(root / "raw/masks/field.png")
+    return image, mask
+
+
+def test_one_image_is_cut_into_regions_split_like_images(tmp_path):
+    image, mask = one_image_dataset(tmp_path)
+    write_params(tmp_path, {"data": PARAMS["data"]})  # the default fractions: too few images to split
+    result = run_stage("prepare", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 image pairs cut into 4x4 regions (16)" in result.stdout and "split 12/2/2" in result.stdout
+    manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())
+    stems = sorted(sum(manifest["splits"].values(), []))
+    assert stems == sorted(f"field_r{i}c{j}" for i in range(4) for j in range(4))
+    stored = {stem: {kind: np.load(tmp_path / f"data/prepared/{manifest['images'][stem]['split']}/{kind}/{stem}.npy")
+                     for kind in ("images", "masks", "labels")} for stem in stems}
+    rows = [np.concatenate([stored[f"field_r{i}c{j}"]["images"] for j in range(4)], axis=1) for i in range(4)]
+    assert np.array_equal(np.concatenate(rows)[..., 0], image)  # the regions tile the image exactly
+    rows = [np.concatenate([stored[f"field_r{i}c{j}"]["masks"] for j in range(4)], axis=1) for i in range(4)]
+    assert np.array_equal(np.concatenate(rows), mask > 0)
+    entries = manifest["images"]
+    assert entries["field_r1c2"]["region"] == [70, 140, 150, 225] and entries["field_r1c2"]["shape"] == [70, 75]
+    assert len({json.dumps(entries[stem]["levels"]) for stem in stems}) == 1  # the whole image's normalisation
+    for stem in ("field_r0c0", "field_r1c0", "field_r0c1", "field_r1c1"):  # the cut blob: an object in each
+        assert stored[stem]["labels"].max() == 1 and entries[stem]["objects"] == 1
+    report = json.loads((tmp_path / "reports/data.json").read_text())
+    assert report["regions"]["grid"] == 4 and "1 image(s) are too few for the split" in report["regions"]["reason"]
+
+
+def test_regions_pinned_cut_every_image_and_an_explicit_split_names_them(tmp_path):
+    dataset = make_dataset(tmp_path, shape=(130, 140))
+    split = {"train": [f"img{i}_r{r}c{c}" for i in range(6) for r in range(2) for c in range(2)][2:],
+             "val": ["img0_r0c0"], "test": ["img0_r0c1"]}
+    write_params(dataset, {**PARAMS, "prepare": {"regions": 2, "split": split}})
+    result = run_stage("prepare", dataset)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((dataset / "data/prepared/manifest.json").read_text())
+    assert manifest["counts"] == {"train": 22, "val": 1, "test": 1}
+    assert manifest["images"]["img0_r0c1"]["region"] == [0, 65, 70, 140]
+
+
+def test_regions_too_small_are_refused_in_one_line(dataset):
+    write_params(dataset, {**PARAMS, "prepare": {"regions": 2}})
+    result = run_stage("prepare", dataset)
+    assert re.search(r"raw/images/img0\.png: 40x48 px is too small to cut into 2x2 regions of 64 px or more "
+                     r"\(prepare\.regions", error_line(result))
+    assert not (dataset / "data/prepared").exists()
+
+
+def test_one_image_goes_through_every_stage_and_its_test_regions_are_measured(tmp_path):
+    image, labels = synthesize_image(np.random.default_rng(1), 260, 260, (24, 24))
+    for sub, array in (("images", image), ("masks", (labels > 0).astype(np.uint8) * 255)):
+        (tmp_path / "raw" / sub).mkdir(parents=True)
+        Image.fromarray(array).save(tmp_path / "raw" / sub / "field.png")
+    write_params(tmp_path, {**{k: v for k, v in TINY.items() if k not in ("synthesize", "prepare")},
+                            "data": PARAMS["data"]})
+    for stage in STAGES[1:]:
+        result = run_stage(stage, tmp_path)
+        assert result.returncode == 0, f"{stage} failed:\n{result.stderr}"
+    manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())
+    measured = 0
+    for test in manifest["splits"]["test"]:
+        top, bottom, left, right = manifest["images"][test]["region"]
+        objects = np.asarray(Image.open(tmp_path / f"data/predictions/{test}_instances.png"))
+        assert objects.shape == (bottom - top, right - left)
+        crop = image[top:bottom, left:right]
+        for row in csv.DictReader((tmp_path / f"data/objects/{test}.csv").open()):  # the region's intensities
+            assert float(row["mean_intensity"]) == pytest.approx(crop[objects == int(row["object"])].mean(), abs=1e-3)
+            measured += 1
+    assert measured
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert metrics["n_images"] == 2

@@ -1,5 +1,6 @@
 """Find image/mask pairs, check their integrity before any work, and split them by image."""
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -7,11 +8,14 @@ import numpy as np
 from scipy import ndimage
 
 from unetseg.errors import UserError
-from unetseg.imageio import IMAGE_SUFFIXES, JPEG_SUFFIXES, is_colour, jpeg_mask_error, read_mask, read_native
+from unetseg.imageio import (IMAGE_SUFFIXES, JPEG_SUFFIXES, in_region, is_colour, jpeg_mask_error, read_mask,
+                             read_native)
 from unetseg.instances import labels_from_mask
 from unetseg.naming import Pairing, pair_by_name, split_shared_folder
 
 SPLITS = ("train", "val", "test")
+MIN_REGIONS = 12  # where prepare.regions auto cuts too few images: a 0.15/0.15 split keeps 2 for val and test
+MIN_REGION_SIDE = 64  # px: a region smaller than this holds too few patches and objects to learn or score
 
 
 def list_images(directory, key: str) -> dict[str, Path]:
@@ -134,16 +138,28 @@ def single_foreground_value(summaries: dict[str, dict]) -> int | None:
 
 def check_pair(image_path, mask_path, num_classes: int, mask_type: str = "auto") -> dict:
     """Decode one pair fully, check sizes and mask values (one pair in memory at a time); summarise it."""
+    return check_regions(image_path, mask_path, num_classes, mask_type)[0]
+
+
+def check_regions(image_path, mask_path, num_classes: int, mask_type: str = "auto", grid: int = 1) -> list[dict]:
+    """check_pair's summary of each of the pair's grid x grid regions (region_windows), in row order;
+    a cut one's names its window (`region`: top, bottom, left, right)."""
     image = read_native(image_path)
     mask, soft = read_user_mask(mask_path, num_classes, mask_type)
     if mask.shape[:2] != image.shape[:2]:
         raise UserError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
                         f"{image.shape[0]}x{image.shape[1]} (height x width); they must match")
     classes = mask_to_classes(mask, num_classes, mask_path, mask_type)
+    whole = {"dtype": str(image.dtype), "colour": is_colour(image), **({"soft_mask": True} if soft else {})}
+    return [{**whole, **({"region": list(window)} if window else {}),
+             **region_summary(in_region(mask, window), in_region(classes, window), num_classes)}
+            for window in region_windows(image.shape[:2], grid, image_path)]
+
+
+def region_summary(mask: np.ndarray, classes: np.ndarray, num_classes: int) -> dict:
     class_pixels = np.bincount(classes.ravel(), minlength=max(num_classes, 2))
-    summary = {"shape": [int(s) for s in image.shape[:2]], "dtype": str(image.dtype), "colour": is_colour(image),
-               "class_pixels": class_pixels.tolist(), "foreground_fraction": float(1 - class_pixels[0] / classes.size),
-               **({"soft_mask": True} if soft else {})}
+    summary = {"shape": [int(s) for s in classes.shape[:2]], "class_pixels": class_pixels.tolist(),
+               "foreground_fraction": float(1 - class_pixels[0] / classes.size)}
     if num_classes == 1:
         values = np.unique(mask)
         foreground = values[values > 0]
@@ -153,6 +169,36 @@ def check_pair(image_path, mask_path, num_classes: int, mask_type: str = "auto")
         ids = summary["object_ids"] and foreground.size > 1
         summary["objects"] = int(foreground.size if ids else labels_from_mask(mask).max())
     return summary
+
+
+def region_grid(setting, count: int, val_fraction: float, test_fraction: float, explicit_split: bool) -> int:
+    """prepare.regions: the N of the N x N regions each image is cut into, to be split like images.
+    auto: 1 (whole images) where the images are enough for the split, by image or as prepare.split
+    lists them; else the least N that makes MIN_REGIONS regions in all."""
+    if setting != "auto":
+        return setting
+    if explicit_split or count - _share(count, val_fraction) - _share(count, test_fraction) >= 1:
+        return 1
+    return math.ceil(math.sqrt(MIN_REGIONS / count))
+
+
+def region_windows(shape, grid: int, path) -> list[tuple[int, int, int, int] | None]:
+    """(top, bottom, left, right) of each of the grid x grid near-equal regions of an image of `shape`,
+    in row order; [None], the whole image, for a grid of 1."""
+    if grid == 1:
+        return [None]
+    if min(shape) // grid < MIN_REGION_SIDE:
+        raise UserError(f"{path}: {shape[0]}x{shape[1]} px is too small to cut into {grid}x{grid} regions of "
+                        f"{MIN_REGION_SIDE} px or more (prepare.regions, which auto sets where the images are too "
+                        "few for the split); add images, lower prepare.regions, or lower prepare.val_fraction / "
+                        "prepare.test_fraction")
+    rows, cols = (np.linspace(0, side, grid + 1).round().astype(int).tolist() for side in shape)
+    return [(rows[i], rows[i + 1], cols[j], cols[j + 1]) for i in range(grid) for j in range(grid)]
+
+
+def region_stem(stem: str, index: int, grid: int) -> str:
+    """The name of a file's region `index` (row order) in the splits and data/prepared: stem_r1c2."""
+    return stem if grid == 1 else f"{stem}_r{index // grid}c{index % grid}"
 
 
 def resolve_channels(channels, summaries: dict[str, dict]) -> int:

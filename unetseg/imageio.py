@@ -29,6 +29,14 @@ def read_image(path, channels: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return to_channels(read_native(path, max_pixels), channels)
 
 
+def in_region(array: np.ndarray, region) -> np.ndarray:
+    """The part of an image-sized array in a region (top, bottom, left, right); all of it for None."""
+    if region is None:
+        return array
+    top, bottom, left, right = region
+    return array[top:bottom, left:right]
+
+
 def read_native(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An image as stored, alpha dropped: (H, W, 1) gray or (H, W, 3) colour, in its own dtype."""
     return _read_array(path, keep_palette=False, max_pixels=max_pixels)

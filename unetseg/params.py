@@ -80,6 +80,7 @@ class Prepare(Section):
     val_fraction: float = Field(0.15, ge=0, lt=1)
     test_fraction: float = Field(0.15, ge=0, lt=1)
     split: Optional[Split] = None
+    regions: auto_or(int, ge=1, le=16) = "auto"
     unpaired: Literal["error", "skip"] = "error"
 
     @model_validator(mode="after")
