@@ -15,12 +15,15 @@
     python benchmarks/quality.py membranes [--masks labels --mask-type instances]   # confluent cells, thin
                                                     # membranes, foreground ~80 % (benchmarks/membranes.py)
     python benchmarks/quality.py membranes --masks membranes   # the membranes as foreground (..._membranes.json)
+    python benchmarks/quality.py one [--image STEM] --masks labels --mask-type instances   # one annotated
+                                                    # DSB2018 image alone (default: a 696x520 fluorescence field,
+                                                    # 206 nuclei): prepare.regions auto cuts it into regions to split
     python benchmarks/quality.py synthetic --set data.target=weighted    # a variant (..._target-weighted.json)
 
 A DSB2018 run needs about 42 GB of scratch disk (the patch shards and the DVC cache's copies; the
 script checks for 45 GB before it starts); --keep leaves it all in place.
 
-Only data.images, data.masks, data.mask_type (and for DSB2018 the 70/10/20 split fractions) are set,
+Only data.images, data.masks, data.mask_type (and for all of DSB2018 the 70/10/20 split fractions) are set,
 plus what --set names. Writes test Dice and IoU, the object scores (also per kind of test image:
 fluorescence, brightfield, colour), the trivial baselines, the chosen plan and the wall time of
 `dvc repro` and of each stage in it, and the size of the patch shards, to
@@ -48,6 +51,7 @@ from membranes import write_dataset
 sys.path.insert(0, str(REPO))
 from unetseg.instances import scores_from_matches  # noqa: E402
 
+ONE_IMAGE = "6fe2df6de1d962b90146c822bcefc84d0d3d6926fdfbacd3acdc9de830ee5622"  # DSB2018: 696x520, 206 nuclei
 SHRINK = {"shrunk": 3, "dsb2018": 1}  # --shrink's default per dataset (others take no --shrink)
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config",
                  "data/synthetic/dvc.yaml", "stages", "unetseg"]
@@ -211,6 +215,16 @@ def copy_shrunk(source: Path, target: Path, factor: int, resample) -> None:
             image.resize((image.width // factor, image.height // factor), resample).save(target / path.name)
 
 
+def one_image_data(root: Path, source: Path, masks: str, mask_type: str, stem: str) -> dict:
+    """One image of `source` and its mask, added to DVC as the user's whole dataset; split fractions the defaults."""
+    for folder, target in (("images", "images"), (masks, "masks")):
+        (root / "data/raw" / target).mkdir(parents=True)
+        shutil.copy(source / folder / f"{stem}.png", root / "data/raw" / target)
+    dvc(root, "add", "data/raw/images", "data/raw/masks")
+    commit(root, "one image")
+    return {"data.images": "data/raw/images", "data.masks": "data/raw/masks", "data.mask_type": mask_type}
+
+
 def membranes_data(root: Path, masks: str, mask_type: str) -> dict:
     """50 images of confluent cells (benchmarks/membranes.py, seed 0), added to DVC as the user's own data."""
     with tempfile.TemporaryDirectory() as folder:
@@ -228,12 +242,14 @@ def image_kind(image: np.ndarray) -> str:
     return "fluorescence" if rgb.mean() < 100 else "brightfield"
 
 
-def scores_by_kind(root: Path, images: str) -> dict:
+def scores_by_kind(root: Path) -> dict:
     """Test Dice and objects pooled per kind of image, from reports/per_image.csv. An image's
     TP at IoU 0.5 follows from its AP = TP / (true + predicted - TP)."""
     kinds = {}
+    files = {stem: entry["image"] for stem, entry in
+             json.loads((root / "data/prepared/manifest.json").read_text())["images"].items()}
     for row in csv.DictReader((root / "reports/per_image.csv").open()):
-        path = next((root / images).glob(f"{row['image']}.*"))
+        path = root / files[row["image"]]  # a region's (prepare.regions) is the file it was cut from
         kind = kinds.setdefault(image_kind(np.asarray(Image.open(path).convert("RGB"))),
                                 {"images": 0, "dice": [], "tp": 0, "fp": 0, "fn": 0})
         true, predicted = int(row["objects_true"] or 0), int(row["objects_predicted"] or 0)
@@ -276,9 +292,10 @@ def folder_gb(folder: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "enlarged", "shrunk", "classes",
-                                            "dsb2018", "membranes"])
+                                            "dsb2018", "membranes", "one"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/dsb2018")
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
+    parser.add_argument("--image", default=ONE_IMAGE, help="one: the stem of the --data image to take")
     parser.add_argument("--mask-type", default="semantic", choices=["semantic", "instances"],
                         help="what --masks holds: binary masks, or one id per object (DSB2018's labels)")
     parser.add_argument("--shrink", type=int, help="shrunk: by this factor (default: 3); dsb2018: its images and "
@@ -298,14 +315,18 @@ def main() -> None:
                    "enlarged": lambda: enlarged_data(root), "shrunk": lambda: shrunk_data(root, shrink),
                    "classes": lambda: classes_data(root),
                    "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, shrink),
-                   "membranes": lambda: membranes_data(root, args.masks, args.mask_type)}[args.dataset]()
+                   "membranes": lambda: membranes_data(root, args.masks, args.mask_type),
+                   "one": lambda: one_image_data(root, args.data.resolve(), args.masks, args.mask_type, args.image),
+                   }[args.dataset]()
         changes = {**changes, **extra}
         set_params(root, changes)
         log, stage_seconds = timed_repro(root)
         metrics = json.loads((root / "reports/metrics.json").read_text())
         plan = json.loads((root / "reports/plan.json").read_text())
         train = json.loads((root / "reports/train.json").read_text())
-        suffix = "_instances" if args.dataset in ("dsb2018", "membranes") and args.mask_type == "instances" else ""
+        objects = args.dataset in ("dsb2018", "membranes", "one") and args.mask_type == "instances"
+        suffix = "_instances" if objects else ""
+        suffix += f"_{args.image[:8]}" if args.dataset == "one" and args.image != ONE_IMAGE else ""
         suffix += f"_{args.masks}" if args.masks not in ("masks", "labels") else ""
         suffix += f"_by-{shrink}" if shrink != SHRINK.get(args.dataset) else ""
         suffix += "".join(f"_{key.split('.')[-1]}-{slug(value)}" for key, value in extra.items())
@@ -318,7 +339,7 @@ def main() -> None:
             "instances": metrics.get("instances"),
             "per_class": metrics.get("per_class"),
             "by_image_kind": None if args.dataset in ("membranes", "classes")  # DSB2018's kinds; all gray here
-            else scores_by_kind(root, changes.get("data.images", "data/synthetic/images")),
+            else scores_by_kind(root),
             "warnings": [line for line in log.splitlines() if line.startswith("warning:")],
             "plan": plan["values"],
             "plan_estimate": plan["estimate"],

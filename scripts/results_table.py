@@ -94,7 +94,15 @@ NAMES = {"synthetic": "synthetic (shipped default)",
          "shrunk_by-2_scale-1": "synthetic shrunk 2x, `extract.scale: 1` pinned",
          "dsb2018_instances_by-2": "DSB2018 at half size (nuclei ~19 px), instance labels (scale 2, planned)",
          "dsb2018_instances_by-2_scale-1": "DSB2018 at half size, instance labels, `extract.scale: 1` pinned",
-         "dsb2018_instances_scale-2": "DSB2018 nuclei (~36 px), instance labels, `extract.scale: 2` pinned"}
+         "dsb2018_instances_scale-2": "DSB2018 nuclei (~36 px), instance labels, `extract.scale: 2` pinned",
+         "one_instances": "one DSB2018 image (fluorescence, 206 nuclei apart) in 4×4 regions (`prepare.regions` auto)",
+         "one_instances_epochs-40_steps_per_epoch-30": "the same one image, 40×30 steps pinned",
+         "one_instances_epochs-40_steps_per_epoch-60": "the same one image, 40×60 steps pinned",
+         "one_instances_07fb37aa": "one DSB2018 image (fluorescence, 313 crowded dim nuclei) in 4×4 regions",
+         "one_instances_07fb37aa_epochs-40_steps_per_epoch-30": "the same crowded image, 40×30 steps pinned",
+         "one_instances_07fb37aa_epochs-40_steps_per_epoch-60": "the same crowded image, 40×60 steps pinned",
+         "one_instances_4e07a653": "one DSB2018 image (Pap smear, brightfield, 136 nuclei) in 4×4 regions",
+         "one_instances_a102535b": "one DSB2018 image (fly embryo, 375 packed nuclei) in 4×4 regions"}
 ORDER = list(NAMES)
 
 

@@ -1,5 +1,6 @@
 """The quality benchmark's per-kind scores: image kinds, and object counts pooled back from per-image AP."""
 
+import json
 import sys
 
 import numpy as np
@@ -28,12 +29,15 @@ def test_objects_are_pooled_per_kind_from_each_images_ap(tmp_path):
     stained[..., 1] = 60
     for stem, image in (("a", dark), ("b", dark), ("c", stained)):
         Image.fromarray(image).save(images / f"{stem}.png")
+    manifest = {"images": {stem: {"image": f"images/{stem[0]}.png"} for stem in ("a", "b", "c_r0c1")}}
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    (tmp_path / "data/prepared/manifest.json").write_text(json.dumps(manifest))
     # a: 10 true, 9 predicted, 8 matched -> AP 8/11; b: 4 true, 6 predicted, 4 matched -> AP 4/6;
-    # c: 5 true, 0 predicted -> AP 0; an image with nothing in it has no Dice
+    # c's region: 5 true, 0 predicted -> AP 0; an image with nothing in it has no Dice
     (tmp_path / "reports/per_image.csv").write_text(
         "image,dice,objects_true,objects_predicted,ap_50\n"
-        f"a,0.9,10,9,{8 / 11:.6f}\nb,,4,6,{4 / 6:.6f}\nc,0.5,5,0,0.000000\n")
-    kinds = scores_by_kind(tmp_path, "images")
+        f"a,0.9,10,9,{8 / 11:.6f}\nb,,4,6,{4 / 6:.6f}\nc_r0c1,0.5,5,0,0.000000\n")
+    kinds = scores_by_kind(tmp_path)
     assert kinds["fluorescence"] == {"images": 2, "dice": 0.9, "objects_true": 14,
                                      "ap_50": round(12 / (14 + 15 - 12), 6), "f1_50": round(24 / 29, 6)}
     assert kinds["colour"] == {"images": 1, "dice": 0.5, "objects_true": 5, "ap_50": 0.0, "f1_50": 0.0}
