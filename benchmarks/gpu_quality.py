@@ -264,7 +264,7 @@ def evaluate(args) -> None:
         "dataset": args.data.resolve().name, "device": args.device, "params_set": result["params_set"],
         "test": {key: metrics.get(key) for key in ("n_images", "dice", "iou", "precision", "recall")},
         "baselines": metrics["baselines"], "instances": metrics.get("instances"),
-        "by_image_kind": scores_by_kind(root, str(args.data.resolve() / "images")),
+        "by_image_kind": scores_by_kind(root),
         "plan": result["plan"]["values"], "probe": result["probe"], "train": result["train"],
         "stage_seconds": result["stage_seconds"], "run_wall_s": result.get("run_wall_s"),
         "machine_here": "this machine ran prepare again, evaluate" + ("" if (args.out / PREDICTIONS).exists()

@@ -276,6 +276,7 @@ def test_one_image_is_cut_into_regions_split_like_images(tmp_path):
     assert len({json.dumps(entries[stem]["levels"]) for stem in stems}) == 1  # the whole image's normalisation
     for stem in ("field_r0c0", "field_r1c0", "field_r0c1", "field_r1c1"):  # the cut blob: an object in each
         assert stored[stem]["labels"].max() == 1 and entries[stem]["objects"] == 1
+    assert "warning: 11 of 16 regions' masks are empty (background only)" in result.stderr
     report = json.loads((tmp_path / "reports/data.json").read_text())
     assert report["regions"]["grid"] == 4 and "1 image(s) are too few for the split" in report["regions"]["reason"]
 

@@ -253,13 +253,14 @@ RARE_CLASS = 0.01  # a class on fewer pixels than this is "extreme imbalance"
 def integrity_warnings(report: dict, normalize: str) -> list[str]:
     """What is odd but can still work, one line each."""
     warnings = []
+    masks = "regions' masks" if "regions" in report else "masks"  # prepare.regions cut the images
     empty = report["empty_masks"]
     if empty["count"]:
-        warnings.append(f"{empty['count']} of {report['images']} masks are empty (background only), e.g. "
+        warnings.append(f"{empty['count']} of {report['images']} {masks} are empty (background only), e.g. "
                         f"'{empty['images'][0]}': fine for true negatives, otherwise check those masks")
     soft = report["soft_masks"]
     if soft["count"]:
-        warnings.append(f"{soft['count']} of {report['images']} masks hold values between 0 and 255, e.g. "
+        warnings.append(f"{soft['count']} of {report['images']} {masks} hold values between 0 and 255, e.g. "
                         f"'{soft['images'][0]}', as JPEG or resizing leave a 0/255 mask's edges: read as "
                         f"foreground from {SOFT_LEVEL} up; save masks as 0/255 PNG or TIFF to keep their edges exact")
     if "single_foreground_value" in report and report.get("mask_type") == "semantic":
