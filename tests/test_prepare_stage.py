@@ -168,6 +168,14 @@ def test_prepare_reports_the_dataset_and_warns_about_empty_masks(dataset):
     assert report["channels"] == {"param": "auto", "used": 1}
 
 
+def test_three_images_split_one_each_and_warn_that_one_trains(tmp_path):
+    write_params(make_dataset(tmp_path, count=3), {"data": PARAMS["data"]})
+    result = run_stage("prepare", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "split 1/1/1" in result.stdout
+    assert "warning: one training image of 3: the model learns from it alone; prepare.regions: 2" in result.stderr
+
+
 def test_a_partly_annotated_dataset_trains_on_the_annotated_images_with_unpaired_skip(dataset):
     for stem in ("img1", "img4"):
         (dataset / f"raw/masks/{stem}.png").unlink()

@@ -258,6 +258,10 @@ def integrity_warnings(report: dict, normalize: str) -> list[str]:
     if empty["count"]:
         warnings.append(f"{empty['count']} of {report['images']} {masks} are empty (background only), e.g. "
                         f"'{empty['images'][0]}': fine for true negatives, otherwise check those masks")
+    if report["split"]["train"] == 1 and "regions" not in report:
+        warnings.append(f"one training image of {report['images']}: the model learns from it alone; prepare.regions: 2 "
+                        "cuts every image into 4 regions to split, more to learn from (the test regions then "
+                        "neighbour training ones)")
     soft = report["soft_masks"]
     if soft["count"]:
         warnings.append(f"{soft['count']} of {report['images']} {masks} hold values between 0 and 255, e.g. "
