@@ -289,6 +289,18 @@ def test_one_image_is_cut_into_regions_split_like_images(tmp_path):
     assert report["regions"]["grid"] == 4 and "1 image(s) are too few for the split" in report["regions"]["reason"]
 
 
+def test_dataset_normalisation_of_regions_takes_the_training_regions_pixels(tmp_path):
+    image, _ = one_image_dataset(tmp_path)
+    write_params(tmp_path, {"data": PARAMS["data"], "prepare": {"normalize": "dataset"}})
+    assert run_stage("prepare", tmp_path).returncode == 0
+    manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())
+    train = [np.load(tmp_path / f"data/prepared/train/images/{stem}.npy") for stem in manifest["splits"]["train"]]
+    pixels = np.concatenate([region.ravel() for region in train]).astype(np.float64)
+    assert pixels.size < image.size  # not the whole image's
+    assert manifest["normalization"]["mean"] == pytest.approx(pixels.mean())
+    assert manifest["normalization"]["std"] == pytest.approx(pixels.std())
+
+
 def test_regions_pinned_cut_every_image_and_an_explicit_split_names_them(tmp_path):
     dataset = make_dataset(tmp_path, shape=(130, 140))
     split = {"train": [f"img{i}_r{r}c{c}" for i in range(6) for r in range(2) for c in range(2)][2:],
