@@ -78,7 +78,7 @@ def test_check_pair_refuses_a_mask_of_another_size(tmp_path):
 def test_check_pair_summarises(tmp_path):
     image = make_folder(tmp_path / "images", ["a.png"]) / "a.png"
     mask = make_folder(tmp_path / "masks", ["a.png"]) / "a.png"
-    assert check_pair(image, mask, 1) == {"shape": [6, 8], "dtype": "uint8", "colour": False,
+    assert check_pair(image, mask, 1) == {"shape": [6, 8], "dtype": "uint8", "channels": 1, "colour": False,
                                           "class_pixels": [42, 6], "foreground_fraction": 6 / 48, "objects": 1,
                                           "object_ids": False}
 
@@ -95,10 +95,10 @@ def test_check_pair_counts_every_class_and_tells_colour_from_gray_rgb(tmp_path):
     assert check_pair(tmp_path / "images" / "g.png", mask, 3)["colour"] is False
 
 
-def summary(shape=(6, 8), dtype="uint8", colour=False, class_pixels=(40, 8)):
+def summary(shape=(6, 8), dtype="uint8", colour=False, class_pixels=(40, 8), channels=None):
     total = sum(class_pixels)
-    return {"shape": list(shape), "dtype": dtype, "colour": colour, "class_pixels": list(class_pixels),
-            "foreground_fraction": 1 - class_pixels[0] / total}
+    return {"shape": list(shape), "dtype": dtype, "channels": channels or (3 if colour else 1), "colour": colour,
+            "class_pixels": list(class_pixels), "foreground_fraction": 1 - class_pixels[0] / total}
 
 
 def test_auto_channels_follow_the_data():
@@ -106,6 +106,12 @@ def test_auto_channels_follow_the_data():
     assert resolve_channels("auto", gray) == 1
     assert resolve_channels("auto", {**gray, "c": summary(colour=True)}) == 3
     assert resolve_channels(1, {"c": summary(colour=True)}) == 1
+    stains = {"a": summary(channels=2), "b": summary(channels=2)}
+    assert resolve_channels("auto", stains) == 2 and resolve_channels(2, stains) == 2
+    with pytest.raises(UserError, match=r"data\.images: the images hold 1 and 2 channels; save them all with the same"):
+        resolve_channels("auto", {**stains, "g": summary()})
+    with pytest.raises(UserError, match=r"params\.yaml: data\.channels=1, but image 'a' holds 2 channels"):
+        resolve_channels(1, stains)
 
 
 def test_integrity_report_counts_sizes_dtypes_classes_and_empty_masks():

@@ -82,6 +82,18 @@ def test_channel_first_tiff_reads_channels_last(tmp_path):
     assert np.array_equal(read_native(tmp_path / "planar.tif"), RGB8)
 
 
+def test_multichannel_tiffs_keep_each_plane_as_a_channel(tmp_path):
+    planes = np.arange(3 * 5 * 7, dtype=np.uint16).reshape(3, 5, 7) * 100
+    tifffile.imwrite(tmp_path / "stains.tif", planes[:2], imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "four.tif", np.moveaxis(np.concatenate([planes, planes[:1]]), 0, -1),
+                     photometric="minisblack", planarconfig="contig")
+    assert np.array_equal(read_native(tmp_path / "stains.tif"), np.moveaxis(planes[:2], 0, -1))
+    assert np.array_equal(read_image(tmp_path / "stains.tif", 2), np.moveaxis(planes[:2], 0, -1))
+    assert read_native(tmp_path / "four.tif").shape == (5, 7, 4)
+    with pytest.raises(UserError, match=r"four\.tif: 4 channel\(s\), where data\.channels .* takes 3"):
+        read_image(tmp_path / "four.tif", 3)
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".jpeg"])
 def test_jpeg_images_read_as_8_bit(tmp_path, suffix):
     assert suffix in IMAGE_SUFFIXES

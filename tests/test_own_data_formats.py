@@ -1,6 +1,9 @@
 """Bring-your-own-data: a folder mixing every format people bring goes through prepare intact."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +96,41 @@ def test_every_format_is_read_split_and_reported(tmp_path, num_classes):
     assert report["channels"] == {"param": "auto", "used": 3}
     assert set(report["class_pixel_fraction"]) == {str(c) for c in range(max(num_classes, 2))}
     assert "warning: class 2 appears in no mask" not in result.stderr
+
+
+def test_two_channel_tiffs_train_predict_and_measure_each_channel(tmp_path):
+    import csv
+
+    from stage_runner import STAGES, TINY
+    from unetseg.synthetic import synthesize_image
+
+    rng = np.random.default_rng(5)
+    for sub in ("images", "masks"):
+        (tmp_path / "own" / sub).mkdir(parents=True)
+    for index in range(6):  # nuclei in the first channel, an unrelated stain in the second
+        nuclei, labels = synthesize_image(rng, 64, 72, (3, 6))
+        stain = rng.integers(0, 4000, nuclei.shape, dtype=np.uint16)
+        tifffile.imwrite(tmp_path / f"own/images/f{index}.tif", np.stack([nuclei.astype(np.uint16) * 16, stain]),
+                         imagej=True, metadata={"axes": "CYX"})
+        Image.fromarray((labels > 0).astype(np.uint8) * 255).save(tmp_path / f"own/masks/f{index}.png")
+    write_params(tmp_path, {**{k: v for k, v in TINY.items() if k not in ("synthesize",)},
+                            "data": {"images": "own/images", "masks": "own/masks"}})
+    for stage in STAGES[1:]:
+        result = run_stage(stage, tmp_path)
+        assert result.returncode == 0, f"{stage} failed:\n{result.stderr}"
+    manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())
+    assert manifest["channels"] == 2
+    assert json.loads((tmp_path / "models/preprocessing.json").read_text())["channels"] == 2
+    (test, *_) = manifest["splits"]["test"]
+    header = next(csv.reader((tmp_path / f"data/objects/{test}.csv").open()))
+    assert {"mean_intensity_c1", "mean_intensity_c2", "total_intensity_c2"} <= set(header)
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "gray.png")
+    unetseg = [str(Path(sys.executable).with_name("unetseg")), "predict", "--model", "models/unet.keras"]
+    new = subprocess.run([*unetseg, "--input", "own/images/f0.tif", "--output", "new"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert new.returncode == 0, new.stderr
+    assert "mean_intensity_c2" in (tmp_path / "new/f0_objects.csv").read_text().splitlines()[0]
+    gray = subprocess.run([*unetseg, "--input", "gray.png", "--output", "gray"], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert gray.returncode != 0 and "gray.png: 1 channel(s), where data.channels" in gray.stderr
+    assert not (tmp_path / "gray").exists() or not any((tmp_path / "gray").iterdir())

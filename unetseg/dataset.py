@@ -150,7 +150,8 @@ def check_regions(image_path, mask_path, num_classes: int, mask_type: str = "aut
         raise UserError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
                         f"{image.shape[0]}x{image.shape[1]} (height x width); they must match")
     classes = mask_to_classes(mask, num_classes, mask_path, mask_type)
-    whole = {"dtype": str(image.dtype), "colour": is_colour(image), **({"soft_mask": True} if soft else {})}
+    whole = {"dtype": str(image.dtype), "channels": image.shape[-1], "colour": is_colour(image),
+             **({"soft_mask": True} if soft else {})}
     return [{**whole, **({"region": list(window)} if window else {}),
              **region_summary(in_region(mask, window), in_region(classes, window), num_classes)}
             for window in region_windows(image.shape[:2], grid, image_path)]
@@ -202,10 +203,24 @@ def region_stem(stem: str, index: int, grid: int) -> str:
 
 
 def resolve_channels(channels, summaries: dict[str, dict]) -> int:
-    """data.channels, or for "auto": 3 if any image is in colour, else 1."""
-    if channels != "auto":
-        return channels
-    return 3 if any(summary["colour"] for summary in summaries.values()) else 1
+    """data.channels, checked against every image's own count (gray and RGB convert into each other);
+    auto: the images' own count where it is neither 1 nor 3 (the same in all), else 3 if any image is
+    in colour, else 1."""
+    counts = {summary["channels"] for summary in summaries.values()}
+    if channels == "auto":
+        if counts <= {1, 3}:
+            return 3 if any(summary["colour"] for summary in summaries.values()) else 1
+        if len(counts) > 1:
+            held = " and ".join(map(str, sorted(counts)))
+            raise UserError(f"data.images: the images hold {held} channels; save them all with the same "
+                            "(gray and RGB may mix), or set data.channels")
+        return counts.pop()
+    for stem, summary in summaries.items():
+        if summary["channels"] != channels and {summary["channels"], channels} != {1, 3}:
+            raise UserError(f"params.yaml: data.channels={channels}, but image '{stem}' holds {summary['channels']} "
+                            "channels (only gray and RGB convert); set data.channels: auto or "
+                            f"{summary['channels']}")
+    return channels
 
 
 def check_validation(splits: dict[str, list[str]]) -> None:
@@ -258,7 +273,7 @@ def integrity_warnings(report: dict, normalize: str) -> list[str]:
     if empty["count"]:
         warnings.append(f"{empty['count']} of {report['images']} {masks} are empty (background only), e.g. "
                         f"'{empty['images'][0]}': fine for true negatives, otherwise check those masks")
-    if report["split"]["train"] == 1 and "regions" not in report:
+    if report["split"]["train"] == 1 < report["images"] and "regions" not in report:
         warnings.append(f"one training image of {report['images']}: the model learns from it alone; prepare.regions: 2 "
                         "cuts every image into 4 regions to split, more to learn from (the test regions then "
                         "neighbour training ones)")

@@ -1,4 +1,5 @@
-"""Read and write images and masks: PNG, TIFF, JPEG, BMP and GIF, 8/16-bit, gray, RGB, RGBA and palette."""
+"""Read and write images and masks: PNG, TIFF, JPEG, BMP and GIF, 8/16-bit, gray, RGB, RGBA, palette
+and multichannel TIFF (one plane per stain or fluorophore)."""
 
 import math
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")  # B
 TIFF_SUFFIXES = (".tif", ".tiff")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 MAX_PIXELS = 1_000_000_000
+MAX_CHANNELS = 8  # of one image (stains, fluorophores); more is likely a stack read as channels
 LUMA = np.array([0.299, 0.587, 0.114])
 PILLOW_ALPHA_MODES = ("LA", "PA", "RGBA")
 TIFF_ALPHA_SAMPLES = (1, 2)  # ExtraSamples: associated, unassociated alpha (0 is "unspecified")
@@ -25,8 +27,9 @@ TIFF_CENTIMETRE = 3  # ResolutionUnit; 2, inches, is mostly a screen's or scanne
 
 
 def read_image(path, channels: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An image as (H, W, channels) in its own dtype; colour becomes luminance for channels=1."""
-    return to_channels(read_native(path, max_pixels), channels)
+    """An image as (H, W, channels) in its own dtype: colour becomes luminance for channels=1, gray is
+    repeated for 3; another count of channels must be the image's own."""
+    return to_channels(read_native(path, max_pixels), channels, path)
 
 
 def in_region(array: np.ndarray, region) -> np.ndarray:
@@ -38,16 +41,22 @@ def in_region(array: np.ndarray, region) -> np.ndarray:
 
 
 def read_native(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An image as stored, alpha dropped: (H, W, 1) gray or (H, W, 3) colour, in its own dtype."""
+    """An image as stored, alpha dropped: (H, W, 1) gray, (H, W, 3) colour or (H, W, C) channels, in
+    its own dtype."""
     return _read_array(path, keep_palette=False, max_pixels=max_pixels)
 
 
-def to_channels(array: np.ndarray, channels: int) -> np.ndarray:
-    if array.shape[-1] == channels:
+def to_channels(array: np.ndarray, channels: int, path="image") -> np.ndarray:
+    have = array.shape[-1]
+    if have == channels:
         return array
-    if channels == 3:
+    if (have, channels) == (1, 3):
         return np.repeat(array, 3, axis=-1)
-    return (array.astype(np.float64) @ LUMA).astype(array.dtype)[..., None]
+    if (have, channels) == (3, 1):
+        return (array.astype(np.float64) @ LUMA).astype(array.dtype)[..., None]
+    raise UserError(f"{path}: {have} channel(s), where data.channels (and a model trained with it) takes "
+                    f"{channels}: only gray and RGB convert; set data.channels to auto or {have}, or save "
+                    f"{channels} channels")
 
 
 def is_colour(array: np.ndarray) -> bool:
@@ -141,14 +150,14 @@ def write_png(path, array: np.ndarray) -> None:
 
 
 def _read_array(path, keep_palette: bool, max_pixels: int) -> np.ndarray:
-    """(H, W, 1) or (H, W, 3), declared alpha dropped, every pixel finite."""
+    """(H, W, C), declared alpha dropped, every pixel finite."""
     path = Path(path)
     _check_exists(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         array, has_alpha = _read_tiff(path, max_pixels)
     else:
         array, has_alpha = _read_pillow(path, keep_palette, max_pixels)
-    array = _gray_or_rgb(path, array, has_alpha)
+    array = _channels_last(path, array, has_alpha)
     _check_finite(path, array)
     return array
 
@@ -274,18 +283,15 @@ def _is_16_bit_colour_png(path) -> bool:
     return bit_depth == 16 and colour_type in (2, 4, 6)
 
 
-def _gray_or_rgb(path, array: np.ndarray, has_alpha: bool) -> np.ndarray:
-    """(H, W, 1) or (H, W, 3); a last channel is only dropped when the file declares it alpha."""
+def _channels_last(path, array: np.ndarray, has_alpha: bool) -> np.ndarray:
+    """(H, W, C), 1 <= C <= MAX_CHANNELS; a last channel is only dropped when the file declares it alpha."""
     if array.ndim == 2:
         array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] > 4:
-        raise UserError(f"{path}: unsupported image shape {array.shape}; "
-                        "save one gray, RGB or RGBA image per file")
     if has_alpha:
         array = array[..., :-1]
-    if array.shape[-1] not in (1, 3):
-        raise UserError(f"{path}: {array.shape[-1]} channels and none declared alpha; save one (gray) or "
-                        "three (RGB) channels, e.g. pick or merge the stains")
+    if array.ndim != 3 or not 1 <= array.shape[-1] <= MAX_CHANNELS:
+        raise UserError(f"{path}: unsupported image shape {array.shape}; save one image per file, gray, RGB "
+                        f"or up to {MAX_CHANNELS} channels (a stack: unetseg unstack)")
     return array
 
 

@@ -29,7 +29,7 @@ SHAPE_COLUMNS = ("object", "area_px", "centroid_y", "centroid_x", "bbox_top", "b
 LENGTHS = ("centroid_y", "centroid_x", "equivalent_diameter_px", "perimeter_px")  # in µm: x pixel_size
 UM_LENGTHS = {name: f"{name.removesuffix('_px')}_um" for name in LENGTHS}
 UM_COLUMNS = ("area_um2", *UM_LENGTHS.values())
-CHANNEL_NAMES = {1: ("",), 3: ("_red", "_green", "_blue")}  # images are gray or RGB (unetseg.imageio)
+RGB_NAMES = ("_red", "_green", "_blue")
 SUMMARY_COLUMNS = ("image", "objects", "objects_touching_edge", "foreground_fraction", "median_area_px",
                    "mean_area_px", "median_equivalent_diameter_px")
 SUMMARY_UM_COLUMNS = ("pixel_size_um", "objects_per_mm2", "median_area_um2", "mean_area_um2", "median_equivalent_diameter_um")
@@ -42,7 +42,12 @@ def pixel_size_for(setting, path) -> float | None:
 
 
 def intensity_columns(channels: int) -> tuple[str, ...]:
-    return tuple(f"{kind}_intensity{name}" for kind in ("mean", "total") for name in CHANNEL_NAMES[channels])
+    return tuple(f"{kind}_intensity{name}" for kind in ("mean", "total") for name in channel_names(channels))
+
+
+def channel_names(channels: int) -> tuple[str, ...]:
+    """Column suffixes of an image's channels: none for gray, _red/_green/_blue for RGB, else _c1, _c2..."""
+    return ("",) if channels == 1 else RGB_NAMES if channels == 3 else tuple(f"_c{i + 1}" for i in range(channels))
 
 
 def object_columns(channels: int | None = None, pixel_size: float | None = None) -> tuple[str, ...]:

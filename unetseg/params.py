@@ -33,7 +33,7 @@ class Data(Section):
     images: str = "data/synthetic/images"
     masks: str = "data/synthetic/labels"
     num_classes: int = Field(1, ge=1, le=255)
-    channels: Literal["auto", 1, 3] = "auto"
+    channels: auto_or(int, ge=1, le=8) = "auto"  # le: unetseg.imageio.MAX_CHANNELS
     mask_type: Literal["auto", "semantic", "instances"] = "auto"
     target: Literal["auto", "binary", "boundary", "weighted"] = "auto"
     boundary_width: int = Field(2, ge=1, le=16)
