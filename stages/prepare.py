@@ -1,8 +1,8 @@
 """Stage prepare: check the dataset, split by image (or by region: prepare.regions), write arrays +
-manifest, and report what the dataset holds (reports/data.json). Images are stored as read (their own dtype: 1 byte a pixel and
-channel for 8-bit, not float32's 4) with what normalises each in the manifest (`levels`): the stages
-that read them normalise on loading (unetseg.normalize.with_levels), to the same float32 values.
-Object labels are stored in 16 bits where their ids fit."""
+manifest, and report what the dataset holds (reports/data.json). Images are stored as read (their own
+dtype: 1 byte a pixel and channel for 8-bit, not float32's 4) with what normalises each in the
+manifest (`levels`): the stages that read them normalise on loading (unetseg.normalize.with_levels),
+to the same float32 values. Object labels are stored in 16 bits where their ids fit."""
 
 import sys
 
