@@ -3,6 +3,8 @@
     python benchmarks/quality.py synthetic          # the shipped default
     python benchmarks/quality.py inverted           # the synthetic images, masks inverted (foreground ~87 %)
     python benchmarks/quality.py sparse             # the synthetic set with 1-2 nuclei per image (~1 %)
+    python benchmarks/quality.py stained            # two-channel TIFFs: the nuclei, and a marker that half of
+                                                    # them take up; only the marked ones are objects
     python benchmarks/quality.py enlarged           # the synthetic set 4x larger: nuclei ~170 px across
     python benchmarks/quality.py shrunk [--shrink 3]  # the synthetic set drawn 3x larger, 9x the nuclei, then
                                                     # shrunk 3x: nuclei ~8 px across, images 200-320 px
@@ -42,8 +44,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import yaml
 from PIL import Image
+from scipy import ndimage
 
 from common import REPO, param_changes, write_results
 from membranes import write_dataset
@@ -142,6 +146,32 @@ def inverted_data(root: Path) -> dict:
     synthetic_as_own_data(root, {"images": None, "masks": lambda mask: Image.fromarray(255 - np.asarray(mask))},
                           "inverted masks")
     return {"data.images": "data/raw/images", "data.masks": "data/raw/masks", "data.mask_type": "semantic"}
+
+
+def stained_data(root: Path) -> dict:
+    """The synthetic nuclei as the first channel of two-channel TIFFs, the second a marker stain that
+    half of them (drawn per image) take up strongly and the rest faintly; the instance labels keep only
+    the marked nuclei. Telling them apart needs the second channel, parting touching ones the first."""
+    dvc(root, "repro", "data/synthetic/dvc.yaml")
+    for kind in ("images", "labels"):
+        (root / "data/raw" / kind).mkdir(parents=True)
+    for index, path in enumerate(sorted((root / "data/synthetic/images").glob("*.png"))):
+        rng = np.random.default_rng([7, index])
+        nuclei = np.asarray(Image.open(path))
+        labels = np.asarray(Image.open(root / "data/synthetic/labels" / path.name)).astype(np.int32)
+        ids = np.arange(1, labels.max() + 1)
+        marked = rng.random(ids.size) < 0.5
+        uptake = np.where(marked, rng.uniform(0.4, 1.0, ids.size), rng.uniform(0.03, 0.15, ids.size))
+        stain = ndimage.gaussian_filter(np.concatenate([[0.0], uptake])[labels], 1.5)
+        stain = np.clip(stain + rng.normal(0.05, 0.03, stain.shape), 0, 1)
+        tifffile.imwrite(root / "data/raw/images" / f"{path.stem}.tif",
+                         np.stack([nuclei, (stain * 255).round().astype(np.uint8)]),
+                         imagej=True, metadata={"axes": "CYX"})
+        kept = np.where(np.isin(labels, ids[marked]), labels, 0).astype(np.uint16)
+        Image.fromarray(kept).save(root / "data/raw/labels" / path.name)
+    dvc(root, "add", "data/raw/images", "data/raw/labels")
+    commit(root, "two-channel stained nuclei")
+    return {"data.images": "data/raw/images", "data.masks": "data/raw/labels", "data.mask_type": "instances"}
 
 
 def enlarged_data(root: Path, factor: int = 4) -> dict:
@@ -291,8 +321,8 @@ def folder_gb(folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "enlarged", "shrunk", "classes",
-                                            "dsb2018", "membranes", "one"])
+    parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "stained", "enlarged", "shrunk",
+                                            "classes", "dsb2018", "membranes", "one"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/dsb2018")
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
     parser.add_argument("--image", default=ONE_IMAGE, help="one: the stem of the --data image to take")
@@ -312,6 +342,7 @@ def main() -> None:
         dvc_project(root)
         changes = {"synthetic": lambda: {}, "inverted": lambda: inverted_data(root),
                    "sparse": lambda: {"synthesize.nuclei_per_image": [1, 2]},
+                   "stained": lambda: stained_data(root),
                    "enlarged": lambda: enlarged_data(root), "shrunk": lambda: shrunk_data(root, shrink),
                    "classes": lambda: classes_data(root),
                    "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, shrink),
@@ -338,7 +369,7 @@ def main() -> None:
             "margin_over_best_baseline": metrics["margin_over_best_baseline"],
             "instances": metrics.get("instances"),
             "per_class": metrics.get("per_class"),
-            "by_image_kind": None if args.dataset in ("membranes", "classes")  # DSB2018's kinds; all gray here
+            "by_image_kind": None if args.dataset in ("membranes", "classes", "stained")  # DSB2018's kinds
             else scores_by_kind(root),
             "warnings": [line for line in log.splitlines() if line.startswith("warning:")],
             "plan": plan["values"],
