@@ -20,10 +20,12 @@ def test_constant_image_does_not_divide_by_zero():
 
 def test_dataset_statistics_stream_matches_numpy():
     rng = np.random.default_rng(0)
-    images = [rng.random((5 + i, 7, 1)) * 100 for i in range(4)]
+    images = [rng.random((5 + i, 7, 2)) * [100, 3] + [0, 50] for i in range(4)]  # channels of their own range
     mean, std = dataset_statistics(iter(images))
-    everything = np.concatenate([i.ravel() for i in images])
-    assert np.isclose(mean, everything.mean()) and np.isclose(std, everything.std())
+    everything = np.concatenate([i.reshape(-1, 2) for i in images])
+    assert np.allclose(mean, everything.mean(axis=0)) and np.allclose(std, everything.std(axis=0))
+    standardized = np.concatenate([standardize(i, mean, std).reshape(-1, 2) for i in images])
+    assert np.allclose(standardized.mean(axis=0), 0, atol=1e-5) and np.allclose(standardized.std(axis=0), 1)
 
 
 def test_normalize_follows_the_spec():

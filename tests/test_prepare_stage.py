@@ -69,7 +69,7 @@ def test_dataset_normalisation_uses_train_statistics(dataset):
     write_params(dataset, {**PARAMS, "prepare": {**PARAMS["prepare"], "normalize": "dataset"}})
     assert run_stage("prepare", dataset).returncode == 0
     spec = json.loads((dataset / "data/prepared/manifest.json").read_text())["normalization"]
-    assert spec["mode"] == "dataset" and spec["mean"] > 0 and spec["std"] > 0
+    assert spec["mode"] == "dataset" and spec["mean"][0] > 0 and spec["std"][0] > 0  # one a channel
 
 
 def break_image_without_mask(root):
@@ -297,8 +297,8 @@ def test_dataset_normalisation_of_regions_takes_the_training_regions_pixels(tmp_
     train = [np.load(tmp_path / f"data/prepared/train/images/{stem}.npy") for stem in manifest["splits"]["train"]]
     pixels = np.concatenate([region.ravel() for region in train]).astype(np.float64)
     assert pixels.size < image.size  # not the whole image's
-    assert manifest["normalization"]["mean"] == pytest.approx(pixels.mean())
-    assert manifest["normalization"]["std"] == pytest.approx(pixels.std())
+    assert manifest["normalization"]["mean"] == [pytest.approx(pixels.mean())]
+    assert manifest["normalization"]["std"] == [pytest.approx(pixels.std())]
 
 
 def test_regions_pinned_cut_every_image_and_an_explicit_split_names_them(tmp_path):

@@ -22,8 +22,10 @@ def to_unit_range(image: np.ndarray, levels: dict) -> np.ndarray:
     return ((image.astype(np.float32) - lo) / np.maximum(hi - lo, 1e-6)).astype(np.float32)
 
 
-def standardize(image: np.ndarray, mean: float, std: float) -> np.ndarray:
-    return ((image.astype(np.float32) - mean) / max(std, 1e-6)).astype(np.float32)
+def standardize(image: np.ndarray, mean, std) -> np.ndarray:
+    """(x - mean) / std; mean and std one number each, or one a channel (dataset_statistics)."""
+    std = np.maximum(np.asarray(std, np.float32), np.float32(1e-6))
+    return ((image.astype(np.float32) - np.asarray(mean, np.float32)) / std).astype(np.float32)
 
 
 def normalize(image: np.ndarray, spec: dict) -> np.ndarray:
@@ -103,15 +105,16 @@ def choose_inversion(setting: str, images: list[tuple[bool, Optional[float]]]) -
                              "; inverting the bright-background images would not make them one polarity")
 
 
-def dataset_statistics(images: Iterable[np.ndarray]) -> tuple[float, float]:
-    """Mean and standard deviation over all pixels, one image in memory at a time."""
+def dataset_statistics(images: Iterable[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Each channel's mean and standard deviation over all pixels of (H, W, C) images, one image in
+    memory at a time: stains and fluorophores differ in range, as nnU-Net normalises each on its own."""
     count, total, squares = 0, 0.0, 0.0
     for image in images:
-        values = image.astype(np.float64)
-        count += values.size
-        total += values.sum()
-        squares += np.square(values).sum()
+        values = image.astype(np.float64).reshape(-1, image.shape[-1])
+        count += len(values)
+        total = total + values.sum(axis=0)
+        squares = squares + np.square(values).sum(axis=0)
     if not count:
         raise ValueError("dataset_statistics needs at least one image")
     mean = total / count
-    return float(mean), float(np.sqrt(max(squares / count - mean**2, 0.0)))
+    return mean.tolist(), np.sqrt(np.maximum(squares / count - mean**2, 0.0)).tolist()
