@@ -8,8 +8,8 @@ seed_depth) or predict.min_object_size auto, the stage first predicts the valida
 the values whose objects match theirs best (data/predictions/postprocess.json, with the plan's tile
 size and the model's MD5: `unetseg predict` uses them for this model). While this process runs the
 model, worker processes grow and score the objects and write the files, where the images are large
-enough to repay their start; the outputs are the same either way. The objects are counted and measured by the measure stage.
-New images: `unetseg predict` (unetseg/cli.py).
+enough to repay their start; the outputs are the same either way. The objects are counted and
+measured by the measure stage. New images: `unetseg predict` (unetseg/cli.py).
 """
 
 from functools import partial

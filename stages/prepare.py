@@ -33,8 +33,8 @@ def main(argv) -> None:
     summaries, sources = {}, {}  # by stem: an image's, or a region's (stem_r0c1) with the files it is cut from
     for stem, image, mask in tqdm(pairs, desc="check"):
         for index, summary in enumerate(check_regions(image, mask, data.num_classes, data.mask_type, grid)):
-            summaries[region_stem(stem, index, grid)] = summary
-            sources[region_stem(stem, index, grid)] = (image, mask)
+            name = region_stem(stem, index, grid)
+            summaries[name], sources[name] = summary, (image, mask)
     stems = list(summaries)
     splits = (check_explicit_split(cfg.split.model_dump(), stems) if cfg.split
               else split_stems(stems, cfg.val_fraction, cfg.test_fraction, params.base.seed))

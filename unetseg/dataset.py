@@ -8,8 +8,8 @@ import numpy as np
 from scipy import ndimage
 
 from unetseg.errors import UserError
-from unetseg.imageio import (IMAGE_SUFFIXES, JPEG_SUFFIXES, in_region, is_colour, jpeg_mask_error, read_mask,
-                             read_native)
+from unetseg.imageio import (IMAGE_SUFFIXES, JPEG_SUFFIXES, converts, in_region, is_colour, jpeg_mask_error,
+                             read_mask, read_native)
 from unetseg.instances import labels_from_mask
 from unetseg.naming import Pairing, pair_by_name, split_shared_folder
 
@@ -216,7 +216,7 @@ def resolve_channels(channels, summaries: dict[str, dict]) -> int:
                             "(gray and RGB may mix), or set data.channels")
         return counts.pop()
     for stem, summary in summaries.items():
-        if summary["channels"] != channels and {summary["channels"], channels} != {1, 3}:
+        if not converts(summary["channels"], channels):
             raise UserError(f"params.yaml: data.channels={channels}, but image '{stem}' holds {summary['channels']} "
                             "channels (only gray and RGB convert); set data.channels: auto or "
                             f"{summary['channels']}")

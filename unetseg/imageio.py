@@ -46,17 +46,22 @@ def read_native(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return _read_array(path, keep_palette=False, max_pixels=max_pixels)
 
 
+def converts(have: int, channels: int) -> bool:
+    """Whether an image of `have` channels reads as `channels`: its own count, or gray and RGB either way."""
+    return have == channels or {have, channels} == {1, 3}
+
+
 def to_channels(array: np.ndarray, channels: int, path="image") -> np.ndarray:
     have = array.shape[-1]
     if have == channels:
         return array
-    if (have, channels) == (1, 3):
+    if not converts(have, channels):
+        raise UserError(f"{path}: {have} channel(s), where data.channels (and a model trained with it) "
+                        f"takes {channels}: only gray and RGB convert; set data.channels to auto or {have}, or "
+                        f"save {channels} channels")
+    if channels == 3:
         return np.repeat(array, 3, axis=-1)
-    if (have, channels) == (3, 1):
-        return (array.astype(np.float64) @ LUMA).astype(array.dtype)[..., None]
-    raise UserError(f"{path}: {have} channel(s), where data.channels (and a model trained with it) takes "
-                    f"{channels}: only gray and RGB convert; set data.channels to auto or {have}, or save "
-                    f"{channels} channels")
+    return (array.astype(np.float64) @ LUMA).astype(array.dtype)[..., None]
 
 
 def is_colour(array: np.ndarray) -> bool:

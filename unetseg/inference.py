@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from unetseg.errors import UserError  # noqa: E402
 from unetseg.files import atomic_file, file_md5, read_json  # noqa: E402
 from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, write_png  # noqa: E402
-from unetseg.instances import Seeds, labels_from_mask, object_labels, seed_rule  # noqa: E402
+from unetseg.instances import Seeds, labels_from_mask, object_labels, scaled_candidates, seed_rule  # noqa: E402
 from unetseg.measure import pixel_size_for, write_measured_image, write_summary  # noqa: E402
 from unetseg.modelfile import model_gap, model_scale, model_target, read_config, read_preprocessing  # noqa: E402
 from unetseg.normalize import normalize  # noqa: E402
@@ -38,9 +38,9 @@ AUTO_DEFAULTS = {"seed_threshold": 0.5, "seed_sigma": 2.0, "seed_depth": 0.05, "
 
 
 def auto_defaults(scale: float = 1.0) -> dict:
-    """AUTO_DEFAULTS in the pixels of an image the network sees at `scale` (as scaled_candidates)."""
-    return {**AUTO_DEFAULTS, "seed_sigma": AUTO_DEFAULTS["seed_sigma"] / scale,
-            "min_object_size": round(AUTO_DEFAULTS["min_object_size"] / scale**2)}
+    """AUTO_DEFAULTS in the pixels of an image the network sees at `scale` (scaled_candidates)."""
+    (sigma,), (size,) = scaled_candidates(scale, (AUTO_DEFAULTS["seed_sigma"],), (AUTO_DEFAULTS["min_object_size"],))
+    return {**AUTO_DEFAULTS, "seed_sigma": sigma, "min_object_size": size}
 
 
 def resolved_auto(cfg: Predict, choice: dict, scale: float = 1.0) -> dict:

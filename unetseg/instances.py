@@ -242,12 +242,12 @@ def object_labels(probabilities: np.ndarray, target: str, threshold: float, seed
     return labels_from_probability(probabilities, threshold, seeds, min_size, gap)
 
 
-def scaled_candidates(scale: float) -> tuple[tuple[float, ...], tuple[int, ...]]:
+def scaled_candidates(scale: float, sigmas=SEED_SIGMAS, sizes=MIN_SIZES) -> tuple[tuple[float, ...], tuple[int, ...]]:
     """The seed sigmas and minimum object sizes (the image's px) to try for a model that sees the
     images at `scale` (extract.scale). SEED_SIGMAS and MIN_SIZES are in the network's pixels, where
     its output's peaks and fragments take their size: at scale 0.5 the image's own pixels try twice the
     sigmas and four times the sizes."""
-    return tuple(sigma / scale for sigma in SEED_SIGMAS), tuple(sorted({round(size / scale**2) for size in MIN_SIZES}))
+    return tuple(sigma / scale for sigma in sigmas), tuple(sorted({round(size / scale**2) for size in sizes}))
 
 
 def seed_candidates(rule: str, thresholds=SEED_THRESHOLDS, sigmas=SEED_SIGMAS, depths=SEED_DEPTHS) -> list[Seeds]:
