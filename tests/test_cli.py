@@ -235,6 +235,28 @@ def test_predict_errors_are_one_line_and_write_nothing(tiny_run, tmp_path, monke
     assert "a_file is a file, not a folder" in error_line(result)
 
 
+def test_predict_failing_part_way_leaves_the_output_folder_as_it_was(tiny_run, tmp_path):
+    """An image that fails after others were predicted (its header reads, its pixels do not): the
+    output folder keeps what it held, gains none of the other images' files, and no staging folder
+    is left; headers that cannot be read fail before the model loads."""
+    rng = np.random.default_rng(0)
+    save(tmp_path / "new/a.png", rng.integers(0, 255, (40, 50), dtype=np.uint8))
+    whole = save(tmp_path / "new/b.png", rng.integers(0, 255, (64, 64), dtype=np.uint8)).read_bytes()
+    (tmp_path / "new/b.png").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/a.png").write_bytes(b"an earlier prediction")
+    model = str(tiny_run / "models/unet.keras")
+    result = unetseg(tmp_path, "predict", "--model", model, "--input", "new", "--output", "out")
+    assert result.returncode != 0 and "b.png: cannot read image (image file is truncated)" in error_line(result)
+    assert [(p.name, p.read_bytes()) for p in (tmp_path / "out").iterdir()] == [("a.png", b"an earlier prediction")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "out"]
+    (tmp_path / "new/b.png").write_bytes(whole)
+    result = unetseg(tmp_path, "predict", "--model", model, "--input", "new", "--output", "out")
+    assert result.returncode == 0, result.stderr
+    assert np.asarray(Image.open(tmp_path / "out/a.png")).shape == (40, 50)  # the earlier file replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "out"]
+
+
 @pytest.mark.parametrize("layout, expected", [
     ("same folder", r"error: .*new: the output folder holds the input a\.png, whose mask would overwrite images"),
     ("mask and prob names", r"error: .*new/a_prob\.png and .*new/a\.png would both write out/a_prob\.png; rename one"),

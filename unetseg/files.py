@@ -13,6 +13,29 @@ from unetseg.errors import UserError, is_disk_full
 def atomic_dir(path):
     """Yield a temporary sibling directory that replaces `path` only if the block succeeds."""
     path = Path(path)
+    with staging_dir(path) as tmp:
+        yield tmp
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+@contextmanager
+def files_into(path):
+    """Yield a temporary sibling directory whose files move into `path` (made where missing) only
+    if the block succeeds: files already in `path` stay, those of the same name are replaced, and a
+    failure part-way leaves `path` as it was."""
+    path = Path(path)
+    with staging_dir(path) as tmp:
+        yield tmp
+    path.mkdir(parents=True, exist_ok=True)
+    for file in sorted(tmp.iterdir()):
+        file.replace(path / file.name)
+    tmp.rmdir()
+
+
+@contextmanager
+def staging_dir(path: Path):
+    """Yield an empty temporary sibling directory of `path`, removed if the block fails."""
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -22,8 +45,6 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
 
 
 @contextmanager

@@ -11,8 +11,8 @@ keras = start_keras()
 import numpy as np  # noqa: E402
 
 from unetseg.errors import UserError  # noqa: E402
-from unetseg.files import atomic_file, file_md5, read_json  # noqa: E402
-from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, write_png  # noqa: E402
+from unetseg.files import atomic_file, file_md5, files_into, read_json  # noqa: E402
+from unetseg.imageio import IMAGE_SUFFIXES, image_pixels, read_image, read_native, write_png  # noqa: E402
 from unetseg.instances import Seeds, labels_from_mask, object_labels, scaled_candidates, seed_rule  # noqa: E402
 from unetseg.measure import pixel_size_for, write_measured_image, write_summary  # noqa: E402
 from unetseg.modelfile import model_gap, model_scale, model_target, read_config, read_preprocessing  # noqa: E402
@@ -24,6 +24,7 @@ from unetseg.scale import back_to_shape, rescaled_image  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
 
 OUTPUT_SUFFIXES = (".png", "_prob.png", "_prob.npy", "_instances.png", "_objects.csv")  # what write_prediction may write
+LEFT_AUTO = "tile size and post-processing left auto"  # chosen_for's line begins so
 SUMMARY = "summary.csv"  # predict_files: a row per image, where it measured objects
 DEFAULT_TILE = 256
 POOL_MIN_PIXELS = 4_000_000  # image pixels for which worker processes repay their start (DSB2018's validation
@@ -62,7 +63,7 @@ def chosen_for(model_path: Path, choice_path: Path) -> tuple[dict, str]:
     used (its postprocess.json), when made for this model; and a line saying where the values left
     auto come from."""
     if not choice_path.is_file():
-        return {}, f"tile size and post-processing left auto: the defaults ({choice_path} not found)"
+        return {}, f"{LEFT_AUTO}: the defaults ({choice_path} not found)"
     try:
         choice = read_json(choice_path)
     except ValueError:
@@ -71,8 +72,8 @@ def chosen_for(model_path: Path, choice_path: Path) -> tuple[dict, str]:
         raise UserError(f"{choice_path}: not a post-processing choice (a JSON object, as the predict stage writes "
                         "in data/predictions/postprocess.json); pass that file to --postprocess, or another path")
     if not model_path.is_file() or choice.get(MODEL_MD5) != file_md5(model_path):
-        return {}, f"tile size and post-processing left auto: the defaults ({choice_path} was chosen for another model)"
-    return choice, f"tile size and post-processing left auto: as the pipeline chose it for this model ({choice_path})"
+        return {}, f"{LEFT_AUTO}: the defaults ({choice_path} was chosen for another model)"
+    return choice, f"{LEFT_AUTO}: as the pipeline chose it for this model ({choice_path})"
 
 
 def seeds_of(cfg: Predict, target: str) -> Seeds:
@@ -199,33 +200,42 @@ def write_instances(path: Path, instances: np.ndarray) -> Path:
 def predict_files(files: list[Path], output: Path, model_path: Path, params: Params, choice: dict,
                   progress=iter) -> list[Path]:
     """Masks, probability maps and objects of new images, normalised as the model's training data
-    was; checked before anything is written. A tile size and post-processing left auto take what the
-    predict stage used for this model (`choice`: chosen_for), else the defaults (auto_tile, auto_defaults)."""
+    was; checked before anything is written, and moved into `output` only once every image is done.
+    A tile size and post-processing left auto take what the predict stage used for this model
+    (`choice`: chosen_for), else the defaults (auto_tile, auto_defaults)."""
     check_outputs(files, output)
+    pixels = readable_pixels(files)
     model, preprocessing = load_model(model_path), read_preprocessing(model_path)
     if params.predict.tile_size == "auto":
         params = with_predict(params, {"tile_size": auto_tile(model, choice)})
     params = with_predict(params, resolved_auto(params.predict, choice, model_scale(preprocessing)))
-    output.mkdir(parents=True, exist_ok=True)
     target, gap = model_target(preprocessing), model_gap(preprocessing)
 
-    def tasks():
+    def tasks(folder):
         for path in progress(files):
             raw = read_image(path, preprocessing["channels"])
             image = normalize(raw, preprocessing["normalization"])
             probabilities = predict_probabilities(model, image, params, path, model_scale(preprocessing))
             own = with_section(params, "measure", {"pixel_size": pixel_size_for(params.measure.pixel_size, path)})
-            yield output, path.stem, probabilities, own, target, gap, raw
+            yield folder, path.stem, probabilities, own, target, gap, raw
 
-    pixels = [image_pixels(path) for path in files] if target in OBJECT_TARGETS else []
-    with objects_pool(pixels) as pool:
-        results = list(in_workers(pool, written_prediction, tasks()))
-    written = [path for paths, _ in results for path in paths]
-    summaries = [summary for _, summary in results if summary is not None]
-    if summaries:
-        written.append(output / SUMMARY)
-        write_summary(written[-1], summaries)
-    return written
+    with files_into(output) as staging, objects_pool(pixels if target in OBJECT_TARGETS else []) as pool:
+        results = list(in_workers(pool, written_prediction, tasks(staging)))
+        summaries = [summary for _, summary in results if summary is not None]
+        if summaries:
+            write_summary(staging / SUMMARY, summaries)
+    written = [path for paths, _ in results for path in paths] + ([staging / SUMMARY] if summaries else [])
+    return [output / path.name for path in written]
+
+
+def readable_pixels(files: list[Path]) -> list[int]:
+    """Each image's pixels from its header; an image whose header cannot be read is read whole
+    now, to fail with its reason before any image is predicted."""
+    pixels = [image_pixels(path) for path in files]
+    for path, count in zip(files, pixels):
+        if not count:
+            read_native(path)
+    return pixels
 
 
 def spread_within(pixels: list[int], budget: int = CHOICE_PIXELS) -> list[int]:
