@@ -14,6 +14,9 @@
     python benchmarks/quality.py dsb2018 --masks labels --mask-type instances   # objects: boundary target
     python benchmarks/quality.py dsb2018 --masks labels --mask-type instances --shrink 2   # its images and
                                                     # labels at half size: nuclei ~18 px across (..._by-2.json)
+    python benchmarks/quality.py dsb2018 --kind colour --masks labels --mask-type instances   # only its
+                                                    # stained-tissue images (107 of 256x320), as a histology user's
+                                                    # data; --kind fluorescence / brightfield likewise
     python benchmarks/quality.py membranes [--masks labels --mask-type instances]   # confluent cells, thin
                                                     # membranes, foreground ~80 % (benchmarks/membranes.py)
     python benchmarks/quality.py membranes --masks membranes   # the membranes as foreground (..._membranes.json)
@@ -28,7 +31,8 @@ script checks for 45 GB before it starts); --keep leaves it all in place.
 Only data.images, data.masks, data.mask_type (and for all of DSB2018 the 70/10/20 split fractions) are set,
 plus what --set names. Writes test Dice and IoU, the object scores (also per kind of test image:
 fluorescence, brightfield, colour), the trivial baselines, the chosen plan and the wall time of
-`dvc repro` and of each stage in it, and the size of the patch shards, to
+`dvc repro` and of each stage in it, the test Dice at each threshold of the probability maps and what
+predict chose on the validation images, and the size of the patch shards, to
 benchmarks/results/quality_<dataset>[_instances][_<key>-<value>...].json.
 """
 
@@ -222,25 +226,33 @@ def classes_data(root: Path) -> dict:
     return {"data.images": "data/raw/images", "data.masks": "data/raw/labels", "data.num_classes": 3}
 
 
-def copied_data(root: Path, source: Path, masks: str, mask_type: str, shrink: int = 1) -> dict:
+def copied_data(root: Path, source: Path, masks: str, mask_type: str, shrink: int = 1, kind: str | None = None) -> dict:
     """A dataset copied in as the user's own; with `shrink` > 1, every image and mask shrunk by it (images
-    by area averaging, masks by nearest neighbour), its objects as at a lower magnification."""
-    copy_shrunk(source / "images", root / "data/raw/images", shrink, Image.BOX)
-    copy_shrunk(source / masks, root / "data/raw/masks", shrink, Image.NEAREST)
+    by area averaging, masks by nearest neighbour), its objects as at a lower magnification; with `kind`,
+    only the images of that kind (image_kind) and their masks."""
+    stems = None if kind is None else stems_of_kind(source / "images", kind)
+    copy_shrunk(source / "images", root / "data/raw/images", shrink, Image.BOX, stems)
+    copy_shrunk(source / masks, root / "data/raw/masks", shrink, Image.NEAREST, stems)
     dvc(root, "add", "data/raw/images", "data/raw/masks")
     commit(root, "dataset")
     return {"data.images": "data/raw/images", "data.masks": "data/raw/masks", "data.mask_type": mask_type,
             "prepare.val_fraction": 0.1, "prepare.test_fraction": 0.2}
 
 
-def copy_shrunk(source: Path, target: Path, factor: int, resample) -> None:
-    """Every file of `source` into `target`, as it is, or each image shrunk by `factor` (`resample`: a
-    Pillow filter; NEAREST keeps mask values and object ids)."""
-    if factor == 1:
-        shutil.copytree(source, target)
-        return
+def stems_of_kind(folder: Path, kind: str) -> set[str]:
+    return {path.stem for path in folder.iterdir() if image_kind(np.asarray(Image.open(path).convert("RGB"))) == kind}
+
+
+def copy_shrunk(source: Path, target: Path, factor: int, resample, stems: set[str] | None = None) -> None:
+    """Every file of `source` (or those of `stems`) into `target`, as it is, or each image shrunk by
+    `factor` (`resample`: a Pillow filter; NEAREST keeps mask values and object ids)."""
     target.mkdir(parents=True)
     for path in sorted(source.iterdir()):
+        if stems is not None and path.stem not in stems:
+            continue
+        if factor == 1:
+            shutil.copy(path, target)
+            continue
         with Image.open(path) as image:
             image.resize((image.width // factor, image.height // factor), resample).save(target / path.name)
 
@@ -270,6 +282,12 @@ def image_kind(image: np.ndarray) -> str:
     if np.abs(rgb[..., 0] - rgb[..., 1]).mean() > 2 or np.abs(rgb[..., 1] - rgb[..., 2]).mean() > 2:
         return "colour"
     return "fluorescence" if rgb.mean() < 100 else "brightfield"
+
+
+def threshold_sweep(root: Path) -> dict[str, float]:
+    """Test Dice at each threshold of the probability maps (reports/thresholds.csv)."""
+    with open(root / "reports/thresholds.csv") as handle:
+        return {row["threshold"]: float(row["dice"]) for row in csv.DictReader(handle)}
 
 
 def scores_by_kind(root: Path) -> dict:
@@ -330,6 +348,8 @@ def main() -> None:
                         help="what --masks holds: binary masks, or one id per object (DSB2018's labels)")
     parser.add_argument("--shrink", type=int, help="shrunk: by this factor (default: 3); dsb2018: its images and "
                                                    "masks shrunk by it (default: 1, as they are)")
+    parser.add_argument("--kind", choices=["fluorescence", "brightfield", "colour"],
+                        help="dsb2018: only its images of this kind (and their masks), as a user whose data are all such")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="one more param (YAML value), e.g. data.target=weighted; repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the scratch project and print its path")
@@ -345,7 +365,8 @@ def main() -> None:
                    "stained": lambda: stained_data(root),
                    "enlarged": lambda: enlarged_data(root), "shrunk": lambda: shrunk_data(root, shrink),
                    "classes": lambda: classes_data(root),
-                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, shrink),
+                   "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, shrink,
+                                                  args.kind),
                    "membranes": lambda: membranes_data(root, args.masks, args.mask_type),
                    "one": lambda: one_image_data(root, args.data.resolve(), args.masks, args.mask_type, args.image),
                    }[args.dataset]()
@@ -359,6 +380,7 @@ def main() -> None:
         suffix = "_instances" if objects else ""
         suffix += f"_{args.image[:8]}" if args.dataset == "one" and args.image != ONE_IMAGE else ""
         suffix += f"_{args.masks}" if args.masks not in ("masks", "labels") else ""
+        suffix += f"_{args.kind}" if args.kind else ""
         suffix += f"_by-{shrink}" if shrink != SHRINK.get(args.dataset) else ""
         suffix += "".join(f"_{key.split('.')[-1]}-{slug(value)}" for key, value in extra.items())
         write_results(f"quality_{args.dataset}{suffix}", {
@@ -371,6 +393,10 @@ def main() -> None:
             "per_class": metrics.get("per_class"),
             "by_image_kind": None if args.dataset in ("membranes", "classes", "stained")  # DSB2018's kinds
             else scores_by_kind(root),
+            "threshold_sweep": threshold_sweep(root),
+            "postprocess": {key: value for key, value in
+                            json.loads((root / "data/predictions/postprocess.json").read_text()).items()
+                            if key != "validation_ap_50"},  # the choices on the validation images
             "warnings": [line for line in log.splitlines() if line.startswith("warning:")],
             "plan": plan["values"],
             "plan_estimate": plan["estimate"],

@@ -85,6 +85,8 @@ def main(argv) -> None:
     metrics.update(training=training_summary(), baselines=scores, constant_predictions=constant,
                    margin_over_best_baseline=margin_over_best_baseline(pixels["dice"], baseline_dice),
                    **{key: value for key, value in pixels.items() if key not in SCORES})
+    if num_classes == 1:
+        metrics["threshold"] = postprocess().get("predict.threshold")  # the mask's, as predict chose or was told
     write_instance_sweep(summary)
     write_json(METRICS, metrics, sort_keys=False)
     write_per_image(results, objects, num_classes)
@@ -125,10 +127,15 @@ def truth_objects(mask_type: str) -> str:
     return "instance labels" if mask_type == "instances" else "connected components of the masks"
 
 
+def postprocess() -> dict:
+    """What predict chose on the validation images, and the tile size and threshold it used."""
+    path = PREDICTIONS / "postprocess.json"
+    return read_json(path) if path.is_file() else {}
+
+
 def postprocessing_chosen() -> dict:
     """The seeds and minimum object size predict chose on the validation images, if it did."""
-    path = PREDICTIONS / "postprocess.json"
-    chosen = read_json(path) if path.is_file() else {}
+    chosen = postprocess()
     keys = [key for key in ("seeds", "seed_threshold", "seed_sigma", "seed_depth", "min_object_size")
             if f"predict.{key}" in chosen]
     return {key: chosen[f"predict.{key}"] for key in keys}

@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from unetseg.postprocess import remove_small_objects, to_labels
+from unetseg.postprocess import best_threshold, dice_by_threshold, foreground_of, remove_small_objects, to_labels
 
 
 def test_labels_from_probabilities():
@@ -47,3 +48,18 @@ def test_the_choice_budget_counts_the_pixels_the_network_sees():
     assert choice_images(pixels, 1.0) == list(range(8))
     assert len(choice_images(pixels, 2.0)) == 2  # 4x the work each: a quarter of them
     assert choice_images(pixels, 0.5) == list(range(8))
+
+
+def test_the_mask_threshold_of_the_best_mean_dice_nearest_one_half_of_equals():
+    truth = np.array([[0, 0, 1, 1]])
+    probability = np.array([[0.1, 0.6, 0.7, 0.9]])  # 0.6 is background: thresholds above it are exact
+    dice = dice_by_threshold([(truth, probability), (np.zeros((1, 4)), np.zeros((1, 4)))], (0.5, 0.65, 0.7, 0.8))
+    assert dice == {0.5: pytest.approx(0.8), 0.65: 1.0, 0.7: 1.0, 0.8: pytest.approx(2 / 3)}  # empty image left out
+    assert best_threshold(dice) == 0.65
+    assert best_threshold({0.4: 0.9, 0.5: 0.8, 0.6: 0.9}) == 0.4  # equally near: the lower
+    assert best_threshold({0.5: 0.9, 0.6: 0.9011, 0.7: 0.902}) == 0.6  # within 0.001 of the best, nearest 0.5
+    assert best_threshold({0.5: float("nan"), 0.6: 0.1}) == 0.6  # nan: no image to score
+    assert best_threshold({0.6: float("nan")}) == 0.5
+    boundary = np.array([[[0.2, 0.5, 0.3]]])  # background, interior, boundary
+    assert foreground_of(boundary, "boundary").ravel().tolist() == pytest.approx([0.8])
+    assert foreground_of(np.array([[0.3]])[..., None], "binary").tolist() == [[0.3]]

@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 from stage_runner import REPO, TINY, error_line, run_stage, write_params
+from unetseg.postprocess import MASK_THRESHOLDS, best_threshold
 
 
 def test_predict_writes_a_mask_and_probability_map_per_test_image(tiny_run):
@@ -115,6 +116,8 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert objects["seeds"] == chosen["predict.seeds"] == "maxima" and len(chosen["validation_ap_50"]) == 12 * 9
     assert [objects["seed_sigma"], objects["seed_depth"]] == [chosen[f"predict.seed_{k}"] for k in ("sigma", "depth")]
     assert objects["min_object_size"] == chosen["predict.min_object_size"]
+    dice = {float(t): d for t, d in chosen["validation_dice"].items()}  # the mask threshold, chosen first
+    assert sorted(dice) == list(MASK_THRESHOLDS) and metrics["threshold"] == chosen["predict.threshold"] == best_threshold(dice)
     overlays = sorted(p.name for p in (tiny_run / "reports/overlays").iterdir())
     assert overlays == ["best1.png", "worst1.png"]  # the same names every run: `dvc plots diff` pairs them
     stem = max(rows, key=lambda row: (float(row["dice"]), row["image"]))["image"]
@@ -142,9 +145,11 @@ def test_a_constant_model_is_called_out_and_scored_against_the_baselines(tiny_co
 
 def test_float16_probabilities_and_small_object_filter(tiny_copy):
     values = yaml.safe_load((tiny_copy / "params.yaml").read_text())
-    values["predict"].update({"prob_dtype": "float16", "min_object_size": 10**6})
+    values["predict"].update({"prob_dtype": "float16", "min_object_size": 10**6, "threshold": 0.7})
     (tiny_copy / "params.yaml").write_text(yaml.safe_dump(values))
     assert run_stage("predict", tiny_copy).returncode == 0
+    chosen = json.loads((tiny_copy / "data/predictions/postprocess.json").read_text())
+    assert chosen["predict.threshold"] == 0.7 and "validation_dice" not in chosen  # pinned: not chosen
     probs = sorted((tiny_copy / "data/predictions").glob("*_prob.npy"))
     assert probs and np.load(probs[0]).dtype == np.float16
     masks = [p for p in (tiny_copy / "data/predictions").glob("*.png")]
@@ -192,6 +197,7 @@ def test_several_classes_end_to_end(tiny_copy):
     assert run_stage("evaluate", tiny_copy).returncode == 0
     metrics = json.loads((tiny_copy / "reports/metrics.json").read_text())
     assert sorted(metrics["per_class"]) == ["0", "1", "2"] and metrics["n_images"] == 2
+    assert "threshold" not in metrics  # argmax: no threshold to choose
     with open(tiny_copy / "reports/thresholds.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 9
     assert len(list((tiny_copy / "reports/overlays").iterdir())) == 2

@@ -9,7 +9,7 @@ from PIL import Image
 from stage_runner import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from quality import image_kind, scores_by_kind  # noqa: E402
+from quality import copy_shrunk, image_kind, scores_by_kind, stems_of_kind  # noqa: E402
 
 
 def test_image_kinds_by_colour_and_background():
@@ -19,6 +19,23 @@ def test_image_kinds_by_colour_and_background():
     stained = gray + 150
     stained[..., 1] = 60
     assert image_kind(stained) == "colour"
+
+
+def test_one_kind_of_image_is_copied_with_its_masks(tmp_path):
+    """quality.py dsb2018 --kind: a user whose images are all of one kind."""
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    stained = np.full((8, 8, 3), 150, np.uint8)
+    stained[..., 1] = 60
+    for stem, image in (("a", np.full((8, 8, 3), 20, np.uint8)), ("b", stained)):
+        Image.fromarray(image).save(tmp_path / "images" / f"{stem}.png")
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "masks" / f"{stem}.png")
+    stems = stems_of_kind(tmp_path / "images", "colour")
+    assert stems == {"b"}
+    copy_shrunk(tmp_path / "masks", tmp_path / "out", 1, Image.NEAREST, stems)
+    copy_shrunk(tmp_path / "images", tmp_path / "half", 2, Image.BOX, stems)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
+    assert [np.asarray(Image.open(p)).shape for p in (tmp_path / "half").iterdir()] == [(4, 4, 3)]
 
 
 def test_objects_are_pooled_per_kind_from_each_images_ap(tmp_path):

@@ -35,7 +35,7 @@ CHOICE_PIXELS = 2**24  # pixels the network sees of the validation images the po
                       # takes at most ~70 s at base 8)
 MODEL_MD5 = "model_md5"  # the model a post-processing choice was made for
 # post-processing left auto, nothing chosen; sigma and size in the network's pixels (auto_defaults)
-AUTO_DEFAULTS = {"seed_threshold": 0.5, "seed_sigma": 2.0, "seed_depth": 0.05, "min_object_size": 0}
+AUTO_DEFAULTS = {"threshold": 0.5, "seed_threshold": 0.5, "seed_sigma": 2.0, "seed_depth": 0.05, "min_object_size": 0}
 
 
 def auto_defaults(scale: float = 1.0) -> dict:

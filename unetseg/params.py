@@ -201,7 +201,9 @@ class Predict(Section):
                                                       "the predictions of the image's views, mapped back: none; "
                                                       "flips, the image and its two mirror images (3 calls); "
                                                       "dihedral, its 4 rotations and their mirror images (8)")
-    threshold: float = Field(0.5, gt=0, lt=1, description="foreground where its probability is at least this")
+    threshold: auto_or(float, gt=0, lt=1) = Field("auto", description="foreground where its probability is at "
+                                                  "least this; auto: for one output class, chosen on the "
+                                                  "validation images for the best Dice, 0.5 for new images")
     seeds: Literal["auto", "maxima", "threshold"] = Field("auto", description="boundary and weighted targets: "
                                                           "where objects grow from in p(interior), or p(foreground): "
                                                           "maxima, one seed per peak of the map smoothed; threshold, "
