@@ -19,23 +19,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from common import REPO, write_results
 
 sys.path.insert(0, str(REPO))
-from unetseg.inference import load_model, predict_probabilities  # noqa: E402
+from stages.evaluate import foreground_probability  # noqa: E402
+from stages.predict import validation_outputs  # noqa: E402
+from unetseg.inference import load_model  # noqa: E402
 from unetseg.modelfile import model_scale, model_target, read_preprocessing  # noqa: E402
-from unetseg.normalize import load_prepared_image  # noqa: E402
 from unetseg.params import load_params, with_predict  # noqa: E402
 from unetseg.postprocess import best_threshold, dice_by_threshold, foreground_of  # noqa: E402
-
-def validation_pairs(manifest: dict, params, model, scale: float, target: str):
-    for stem in manifest["splits"]["val"]:
-        path = Path("data/prepared/val/images") / f"{stem}.npy"
-        image = load_prepared_image(path, manifest, stem)
-        truth = np.load(Path("data/prepared/val/masks") / f"{stem}.npy")
-        yield truth, foreground_of(predict_probabilities(model, image, params, path, scale), target)
 
 
 def rounded(dice: dict) -> dict:
@@ -45,7 +38,7 @@ def rounded(dice: dict) -> dict:
 def test_pairs(manifest: dict):
     for stem in manifest["splits"]["test"]:
         truth = np.load(Path("data/prepared/test/masks") / f"{stem}.npy")
-        yield truth, np.asarray(Image.open(Path("data/predictions") / f"{stem}_prob.png")) / 255.0
+        yield truth, foreground_probability(stem, truth.shape)
 
 
 def main() -> None:
@@ -58,8 +51,9 @@ def main() -> None:
     tile = json.loads(Path("data/plan/predict.json").read_text())["predict.tile_size"]
     params = with_predict(load_params("params.yaml"), {"tile_size": tile})
     model, preprocessing = load_model("models/unet.keras"), read_preprocessing("models/unet.keras")
-    pairs = validation_pairs(manifest, params, model, model_scale(preprocessing), model_target(preprocessing))
-    validation = rounded(dice_by_threshold(pairs))
+    target = model_target(preprocessing)
+    outputs = validation_outputs(model, manifest, manifest["splits"]["val"], params, model_scale(preprocessing))
+    validation = rounded(dice_by_threshold((mask, foreground_of(output, target)) for mask, _, output in outputs))
     test = rounded(dice_by_threshold(test_pairs(manifest)))
     chosen, oracle = best_threshold(validation), max(test, key=test.get)
     metrics = json.loads(Path("reports/metrics.json").read_text())

@@ -44,7 +44,7 @@ COLOURS = {"tp": (0, 200, 0), "fp": (230, 0, 0), "fn": (0, 120, 255),
 def main(argv) -> None:
     params = load_stage_params(argv, __doc__)
     num_classes, thresholds = params.data.num_classes, params.evaluate.thresholds
-    manifest = read_json(PREPARED / "manifest.json")
+    manifest, chosen = read_json(PREPARED / "manifest.json"), postprocess()
     stems = manifest["splits"]["test"]
     if not stems:
         raise UserError("params.yaml: prepare.test_fraction: the test split is empty; raise it or list test images")
@@ -77,7 +77,7 @@ def main(argv) -> None:
     if summary:
         otsu_ap = summarize_instances(otsu_objects)["by_tau"][0.5]["ap"]
         metrics["instances"] = {**headline(summary), "truth_objects": truth_objects(manifest["mask_type"]),
-                                "otsu_components_ap_50": round(otsu_ap, 6), **postprocessing_chosen()}
+                                "otsu_components_ap_50": round(otsu_ap, 6), **postprocessing_chosen(chosen)}
         print(f"evaluate: objects from {metrics['instances']['truth_objects']}: AP@0.5 "
               f"{metrics['instances']['ap_50']:.3f} (Otsu's connected components: {otsu_ap:.3f}), "
               f"F1@0.5 {metrics['instances']['f1_50']:.3f}")
@@ -86,7 +86,7 @@ def main(argv) -> None:
                    margin_over_best_baseline=margin_over_best_baseline(pixels["dice"], baseline_dice),
                    **{key: value for key, value in pixels.items() if key not in SCORES})
     if num_classes == 1:
-        metrics["threshold"] = postprocess().get("predict.threshold")  # the mask's, as predict chose or was told
+        metrics["threshold"] = chosen.get("predict.threshold")  # the mask's, as predict chose or was told
     write_instance_sweep(summary)
     write_json(METRICS, metrics, sort_keys=False)
     write_per_image(results, objects, num_classes)
@@ -133,9 +133,9 @@ def postprocess() -> dict:
     return read_json(path) if path.is_file() else {}
 
 
-def postprocessing_chosen() -> dict:
-    """The seeds and minimum object size predict chose on the validation images, if it did."""
-    chosen = postprocess()
+def postprocessing_chosen(chosen: dict) -> dict:
+    """The seeds and minimum object size predict chose on the validation images (`chosen`:
+    postprocess()), if it did."""
     keys = [key for key in ("seeds", "seed_threshold", "seed_sigma", "seed_depth", "min_object_size")
             if f"predict.{key}" in chosen]
     return {key: chosen[f"predict.{key}"] for key in keys}

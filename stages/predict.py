@@ -48,8 +48,7 @@ def main(argv) -> None:
         val = [splits["val"][i] for i in choice_images(pixels["val"], scale)] if chooses(params, target) else []
         outputs, where = validation_outputs(model, manifest, val, params, scale), validation_images(val, splits["val"])
         choice = choose_threshold(outputs, params, target, where)
-        if choice:
-            params = with_predict(params, {"threshold": choice["predict.threshold"]})
+        params = with_predict(params, resolved_auto(params.predict, choice, scale, ("threshold",)))
         if objects:
             choice.update(choose_postprocessing(outputs, params, target, gap, scale, pool, where))
         params = with_predict(params, resolved_auto(params.predict, choice, scale))
@@ -125,8 +124,7 @@ def choose_postprocessing(outputs: list, params: Params, target: str, gap: int, 
     sizes = min_sizes if cfg.min_object_size == "auto" else (cfg.min_object_size,)
     if len(seeds) == len(sizes) == 1:
         return {}
-    threshold = 0.5 if cfg.threshold == "auto" else cfg.threshold
-    scores = postprocessing_scores(((labels, output) for _, labels, output in outputs), threshold, seeds, sizes,
+    scores = postprocessing_scores(((labels, output) for _, labels, output in outputs), cfg.threshold, seeds, sizes,
                                    target, gap, mapper=partial(in_workers, pool))
     best, size = best_postprocessing(scores)
     seeded_on = "p(interior)" if target == "boundary" else "p(foreground)"

@@ -19,7 +19,7 @@ from unetseg.modelfile import model_gap, model_scale, model_target, read_config,
 from unetseg.normalize import normalize  # noqa: E402
 from unetseg.parallel import ordered_map, usable_cores, worker_pool  # noqa: E402
 from unetseg.params import OBJECT_TARGETS, Params, Predict, with_predict, with_section  # noqa: E402
-from unetseg.postprocess import remove_small_objects, to_labels  # noqa: E402
+from unetseg.postprocess import foreground_of, remove_small_objects, to_labels  # noqa: E402
 from unetseg.scale import back_to_shape, rescaled_image  # noqa: E402
 from unetseg.tiling import predict_image  # noqa: E402
 
@@ -44,11 +44,11 @@ def auto_defaults(scale: float = 1.0) -> dict:
     return {**AUTO_DEFAULTS, "seed_sigma": sigma, "min_object_size": size}
 
 
-def resolved_auto(cfg: Predict, choice: dict, scale: float = 1.0) -> dict:
-    """Values for the post-processing knobs left auto: the choice made on validation images, else the
-    defaults for a model that sees the images at `scale`."""
+def resolved_auto(cfg: Predict, choice: dict, scale: float = 1.0, keys=tuple(AUTO_DEFAULTS)) -> dict:
+    """Values for the post-processing knobs left auto (of `keys`): the choice made on validation
+    images, else the defaults for a model that sees the images at `scale`."""
     return {key: choice.get(f"predict.{key}", default) for key, default in auto_defaults(scale).items()
-            if getattr(cfg, key) == "auto"}
+            if key in keys and getattr(cfg, key) == "auto"}
 
 
 def auto_tile(model: keras.Model, choice: dict) -> int:
@@ -160,7 +160,7 @@ def write_prediction(folder: Path, stem: str, probabilities: np.ndarray, params:
     if target in OBJECT_TARGETS:
         instances = object_labels(probabilities, target, cfg.threshold, seeds_of(cfg, target), cfg.min_object_size, gap)
     if target == "boundary":
-        probabilities = 1.0 - probabilities[..., :1]
+        probabilities = foreground_of(probabilities, target)[..., None]
     if target == "weighted":
         labels = (instances > 0).astype(np.uint8)
     else:

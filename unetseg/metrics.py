@@ -67,11 +67,11 @@ def summarize(per_image: list[dict], num_classes: int) -> dict:
     foreground = foreground_classes(num_classes)
     stacked = {name: np.array([image[name] for image in per_image], np.float64).reshape(len(per_image), -1)
                for name in SCORES}
-    per_class_means = {name: _nanmean(stacked[name], axis=0) for name in SCORES}
+    per_class_means = {name: nanmean(stacked[name], axis=0) for name in SCORES}
     for name in SCORES:
-        summary[name] = _to_float(_nanmean(per_class_means[name][foreground]))
+        summary[name] = _to_float(nanmean(per_class_means[name][foreground]))
     if num_classes > 1:  # not the mean of one-vs-rest accuracies, which counts every miss twice
-        summary["pixel_accuracy"] = _to_float(_nanmean([foreground_score(image, "pixel_accuracy", num_classes)
+        summary["pixel_accuracy"] = _to_float(nanmean([foreground_score(image, "pixel_accuracy", num_classes)
                                                         for image in per_image]))
     empty = np.isnan(stacked["dice"][:, foreground]).all(axis=1) if len(per_image) else np.zeros(0, bool)
     summary["n_empty"] = int(np.count_nonzero(empty))
@@ -90,7 +90,8 @@ def foreground_score(per_image: dict, name: str, num_classes: int) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def _nanmean(values, axis=None):
+def nanmean(values, axis=None):
+    """The mean of the values that are not NaN (along `axis`); NaN where there are none."""
     values = np.asarray(values, np.float64)
     with np.errstate(invalid="ignore"):
         if values.size == 0:

@@ -3,6 +3,8 @@
 import numpy as np
 from scipy import ndimage
 
+from unetseg.metrics import nanmean, scores_from_counts
+
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 MASK_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.3 .. 0.9: predict.threshold auto's
 DICE_TOLERANCE = 0.001  # the validation Dice's curve is flat near its top, and where it peaks there is noise
@@ -39,17 +41,17 @@ def foreground_of(probabilities: np.ndarray, target: str) -> np.ndarray:
 
 def dice_by_threshold(images, thresholds=MASK_THRESHOLDS) -> dict[float, float]:
     """The mean over `images` ((true mask, p(foreground)) pairs; 0 = background) of the Dice of
-    p >= t against the true foreground, for each t; an image empty in both is left out at that t,
-    as evaluate's mean leaves it out."""
-    dice = {t: [] for t in thresholds}
+    p >= t against the true foreground, for each t, by the metrics' rule: an image empty in both is
+    left out at that t."""
+    dice = []
     for truth, probability in images:
         inside = probability[truth > 0]
-        true = inside.size
-        for t in thresholds:
-            tp, predicted = np.count_nonzero(inside >= t), np.count_nonzero(probability >= t)
-            if true or predicted:
-                dice[t].append(2 * tp / (true + predicted))
-    return {t: float(np.mean(scores)) if scores else float("nan") for t, scores in dice.items()}
+        tp = np.array([np.count_nonzero(inside >= t) for t in thresholds])
+        predicted = np.array([np.count_nonzero(probability >= t) for t in thresholds])
+        fp, fn = predicted - tp, inside.size - tp
+        dice.append(scores_from_counts(tp, fp, fn, probability.size - tp - fp - fn)["dice"])
+    means = nanmean(np.reshape(dice, (-1, len(thresholds))), axis=0)
+    return {t: float(mean) for t, mean in zip(thresholds, means)}
 
 
 def best_threshold(dice: dict[float, float]) -> float:
