@@ -20,10 +20,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from common import REPO, interleaved_seconds, write_results  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
-from common import REPO, interleaved_seconds, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from unetseg.losses import SegmentationLoss  # noqa: E402

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import yaml
 
+from unetseg.backend import use_onednn
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
+use_onednn()  # before any benchmark imports TensorFlow: measure it as the stages run it
 
 
 # The speed and memory benchmarks measure one fixed network, not whatever the plan picks for

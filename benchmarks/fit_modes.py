@@ -27,10 +27,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from common import REPO, augmented_project, interleaved_seconds, write_results  # noqa: E402
+
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-from common import REPO, augmented_project, interleaved_seconds, write_results  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from unetseg.instances import output_classes, resolve_target  # noqa: E402

@@ -2,8 +2,12 @@ import shutil
 
 import pytest
 
-from dvc_project import make_project
-from stage_runner import STAGES, TINY, run_stage, write_params
+from unetseg.backend import use_onednn
+
+use_onednn()  # before any test imports TensorFlow, so tests compute as the stages do
+
+from dvc_project import make_project  # noqa: E402
+from stage_runner import STAGES, TINY, run_stage, write_params  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,28 @@ def test_same_params_give_identical_weights_and_model_bytes(tiny_run, tiny_copy)
     assert (tiny_copy / "models/unet.keras").read_bytes() == (tiny_run / "models/unet.keras").read_bytes()
 
 
+def test_tensorflow_runs_onednn_kernels_on_x86_unless_the_environment_says_otherwise(monkeypatch):
+    import platform
+
+    from unetseg.backend import use_onednn
+
+    if platform.machine().lower() in ("x86_64", "amd64"):  # conftest asked, as start_keras does in a stage
+        from tensorflow.python.util import _pywrap_util_port
+
+        assert _pywrap_util_port.IsMklEnabled()
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    use_onednn()
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    use_onednn()
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    use_onednn()
+    assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+
+
 def test_the_pace_warning_names_the_plan_gflops_that_this_machine_reaches():
     from unetseg.training import pace_note
 
