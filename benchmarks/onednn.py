@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from common import REPO, write_results
 
 SETTINGS = ("0", "1")
@@ -33,7 +35,6 @@ def child(steps: int, weights_path: str) -> dict:
     from unetseg.backend import start_keras
 
     keras = start_keras()
-    import numpy as np
     from tensorflow.python.util import _pywrap_util_port
 
     from unetseg.losses import SegmentationLoss
@@ -99,8 +100,6 @@ def main() -> None:
         for round_ in range(args.rounds):
             for setting in SETTINGS:
                 runs[setting].append(run_child(setting, args.steps, Path(scratch) / f"{setting}_{round_}.npy"))
-        import numpy as np
-
         eigen, onednn = (np.load(Path(scratch) / f"{setting}_0.npy") for setting in SETTINGS)
         difference = float(np.max(np.abs(eigen - onednn)))
     summary = {}
