@@ -75,6 +75,14 @@ def run_child(setting: str, steps: int, weights_path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def summarized(children: list[dict]) -> dict:
+    """One setting's rounds: the median speeds, and whether every round ended with the same weights."""
+    return {"onednn_on": children[0]["onednn"], "precision": children[0]["precision"],
+            "train_patches_per_s": round(statistics.median(c["train_patches_per_s"] for c in children), 1),
+            "predict_tiles_per_s": round(statistics.median(c["predict_tiles_per_s"] for c in children), 2),
+            "same_weights_every_run": len({c["weights_md5"] for c in children}) == 1}
+
+
 def cpu_description() -> dict:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -100,23 +108,16 @@ def main() -> None:
         for round_ in range(args.rounds):
             for setting in SETTINGS:
                 runs[setting].append(run_child(setting, args.steps, Path(scratch) / f"{setting}_{round_}.npy"))
-        eigen, onednn = (np.load(Path(scratch) / f"{setting}_0.npy") for setting in SETTINGS)
-        difference = float(np.max(np.abs(eigen - onednn)))
-    summary = {}
-    for setting, children in runs.items():
-        summary[f"TF_ENABLE_ONEDNN_OPTS={setting}"] = {
-            "onednn_on": children[0]["onednn"], "precision": children[0]["precision"],
-            "train_patches_per_s": round(statistics.median(c["train_patches_per_s"] for c in children), 1),
-            "predict_tiles_per_s": round(statistics.median(c["predict_tiles_per_s"] for c in children), 2),
-            "same_weights_every_run": len({c["weights_md5"] for c in children}) == 1}
-    eigen, onednn = (summary[f"TF_ENABLE_ONEDNN_OPTS={setting}"] for setting in SETTINGS)
+        first_weights = [np.load(Path(scratch) / f"{setting}_0.npy") for setting in SETTINGS]
+    summary = {setting: summarized(children) for setting, children in runs.items()}
+    eigen, onednn = (summary[setting] for setting in SETTINGS)
     write_results("onednn", {
         "config": {"patch_size": PATCH, "batch_size": BATCH, "depth": 4, "base_filters": 8, "classes": CLASSES,
                    "timed_steps": args.steps, "rounds": args.rounds, "predict": f"{TILES} tiles of {TILE}x{TILE}"},
-        "cpu": cpu_description(), **summary,
+        "cpu": cpu_description(), **{f"TF_ENABLE_ONEDNN_OPTS={setting}": summary[setting] for setting in SETTINGS},
         "speedup_train": round(onednn["train_patches_per_s"] / eigen["train_patches_per_s"], 2),
         "speedup_predict": round(onednn["predict_tiles_per_s"] / eigen["predict_tiles_per_s"], 2),
-        "max_weight_difference_between_settings": difference,
+        "max_weight_difference_between_settings": float(np.max(np.abs(first_weights[0] - first_weights[1]))),
     })
 
 
