@@ -264,6 +264,43 @@ def test_jpeg_masks_are_read_when_binary_and_refused_otherwise(tmp_path):
         read_user_mask(tmp_path / "ids.jpg")
 
 
+def colour_coded(path):
+    """Three objects on black: red and green touching, and a second red one apart from them."""
+    mask = np.zeros((8, 12, 3), np.uint8)
+    mask[1:4, 1:4] = mask[5:7, 8:11] = (255, 0, 0)
+    mask[1:4, 4:7] = (0, 255, 0)
+    Image.fromarray(mask).save(path)
+    return path
+
+
+def test_a_colour_coded_mask_gives_one_object_per_region_of_one_colour(tmp_path):
+    """Label images drawn for viewing (QuPath's or Fiji's coloured labels, saved flat): touching
+    objects apart by their colours, one colour used again for objects apart."""
+    mask, soft = read_user_mask(colour_coded(tmp_path / "c.png"))
+    assert not soft and mask.shape == (8, 12) and mask.max() == 3
+    expected = np.zeros((8, 12), int)
+    expected[1:4, 1:4], expected[1:4, 4:7], expected[5:7, 8:11] = 1, 2, 3
+    assert np.array_equal(mask, expected)  # numbered in raster order
+    images = make_folder(tmp_path / "images", ["c.png"], shape=(8, 12))
+    summaries = {"c": check_pair(images / "c.png", tmp_path / "c.png", 1)}
+    assert summaries["c"]["objects"] == 3 and resolve_mask_type("auto", 1, summaries) == "instances"
+
+
+def test_a_mask_drawn_in_one_colour_is_binary_and_colour_masks_of_classes_or_jpeg_are_refused(tmp_path):
+    red = np.zeros((6, 8, 3), np.uint8)
+    red[1:3, 1:3] = red[1:3, 5:7] = (200, 30, 30)
+    Image.fromarray(red).save(tmp_path / "red.png")
+    mask, _ = read_user_mask(tmp_path / "red.png")
+    assert np.array_equal(mask, np.where(red[..., 0] > 0, 255, 0))  # binary: its components come later
+    with pytest.raises(UserError, match=r"c\.png: colour mask; with data.num_classes=3 save class ids 0\.\.2 as a gray"):
+        read_user_mask(colour_coded(tmp_path / "c.png"), num_classes=3)
+    Image.fromarray(red).save(tmp_path / "red.jpg", quality=95)
+    with pytest.raises(UserError, match=r"red\.jpg: JPEG mask"):
+        read_user_mask(tmp_path / "red.jpg")
+    with pytest.raises(UserError, match="for object ids data.mask_type: instances"):
+        mask_to_classes(read_user_mask(tmp_path / "c.png", mask_type="semantic")[0], 1, "c.png", "semantic")
+
+
 def test_object_ids_are_not_taken_for_a_blurred_mask(tmp_path):
     ids = np.zeros((16, 256), np.uint8)
     for index in range(255):  # 255 objects of 16 px: the last six hold 6/255 of the foreground

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+from skimage import measure
 
 from unetseg.errors import UserError
-from unetseg.imageio import (IMAGE_SUFFIXES, JPEG_SUFFIXES, converts, in_region, is_colour, jpeg_mask_error,
-                             read_mask, read_native)
+from unetseg.imageio import (IMAGE_SUFFIXES, JPEG_SUFFIXES, converts, in_region, is_colour, is_colour_mask,
+                             jpeg_mask_error, read_mask_layers, read_native)
 from unetseg.instances import labels_from_mask
 from unetseg.naming import Pairing, pair_by_name, split_shared_folder
 
@@ -60,15 +61,38 @@ def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple
 
     For one class (unless data.mask_type says instances), a 0/255 mask blurred by JPEG compression
     or by resizing, values between 0 and 255 at its edges, is cut at 128 instead of passing for
-    object ids. JPEG masks are taken only so: their lossy compression changes ids and classes."""
-    mask = read_mask(path, jpeg=True)
+    object ids. JPEG masks are taken only so: their lossy compression changes ids and classes. A
+    colour mask of one class holds objects drawn each in its own colour (colour_objects)."""
+    layers = read_mask_layers(path, jpeg=True)
     jpeg = Path(path).suffix.lower() in JPEG_SUFFIXES
+    if is_colour_mask(layers):
+        if jpeg:
+            raise jpeg_mask_error(path)
+        if num_classes > 1:
+            raise UserError(f"{path}: colour mask; with data.num_classes={num_classes} save class ids "
+                            f"0..{num_classes - 1} as a gray or palette image")
+        return colour_objects(layers), False
+    mask = layers[..., 0]
     binary_kind = num_classes == 1 and mask_type != "instances"
     if jpeg and (not binary_kind or mask.max(initial=0) < SOFT_LEVEL):
         raise jpeg_mask_error(path)
     if binary_kind and not is_binary(np.unique(mask)) and (jpeg or is_blurred_binary(mask)):
         return np.where(mask >= SOFT_LEVEL, 255, 0).astype(np.uint8), True
     return mask, False
+
+
+def colour_objects(layers: np.ndarray) -> np.ndarray:
+    """A colour-coded mask (H, W, C) on a black background as object ids: each 8-connected region of
+    one colour is an object, so touching objects drawn in different colours stay apart (as label images
+    are drawn for viewing). A single colour is a binary mask drawn in it: 0/255."""
+    colours, index = np.unique(layers.reshape(-1, layers.shape[-1]), axis=0, return_inverse=True)
+    regions = index.reshape(layers.shape[:2]) + 1
+    black = np.flatnonzero(~colours.any(axis=1))  # the background, when there is black
+    if black.size:
+        regions[regions == black[0] + 1] = 0
+    if len(colours) - black.size == 1:
+        return np.where(regions > 0, 255, 0).astype(np.uint8)
+    return measure.label(regions, background=0, connectivity=2).astype(np.int64)
 
 
 def is_blurred_binary(mask: np.ndarray) -> bool:

@@ -129,16 +129,25 @@ def read_mask(path, max_pixels: int = MAX_PIXELS, jpeg: bool = False) -> np.ndar
     """A mask as (H, W) integers; palette PNGs give their indices, not their colours. JPEG only with
     `jpeg` (for binary masks, `unetseg.dataset.read_user_mask`): its lossy compression changes label
     values at object edges."""
+    layers = read_mask_layers(path, max_pixels, jpeg)
+    if is_colour_mask(layers):
+        raise UserError(f"{path}: colour mask; save masks as gray, palette or label-id images")
+    return layers[..., 0]
+
+
+def read_mask_layers(path, max_pixels: int = MAX_PIXELS, jpeg: bool = False) -> np.ndarray:
+    """A mask as stored, (H, W, C) integers (C = 3 for a colour mask), palette PNGs as their indices."""
     if Path(path).suffix.lower() in JPEG_SUFFIXES and not jpeg:
         raise jpeg_mask_error(path)
     array = _read_array(path, keep_palette=True, max_pixels=max_pixels)
-    if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, array.shape[-1])):
-        raise UserError(f"{path}: colour mask; save masks as gray, palette or label-id images")
-    array = array[..., 0]
     if not np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.bool_):
         if not np.array_equal(array, np.round(array)):
             raise UserError(f"{path}: mask has non-integer values; save class ids as integers")
     return array.astype(np.int64) if array.dtype != np.uint8 else array
+
+
+def is_colour_mask(layers: np.ndarray) -> bool:
+    return not all(np.array_equal(layers[..., 0], layers[..., c]) for c in range(1, layers.shape[-1]))
 
 
 def jpeg_mask_error(path) -> UserError:
