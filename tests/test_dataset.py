@@ -125,6 +125,7 @@ def test_integrity_report_counts_sizes_dtypes_classes_and_empty_masks():
         "dtypes": {"uint16": 1, "uint8": 2}, "colour_images": 1, "channels": {"param": "auto", "used": 3},
         "class_pixel_fraction": {"0": round(104 / 136, 6), "1": round(32 / 136, 6)},
         "empty_masks": {"count": 1, "images": ["b"]}, "soft_masks": {"count": 0, "images": []},
+        "colour_masks": {"count": 0, "images": []},
     }
 
 
@@ -238,8 +239,8 @@ def test_a_resized_0_255_mask_is_made_binary_again_and_reported(tmp_path):
     assert len(np.unique(blurred)) > 20  # values all along the edges
     Image.fromarray(blurred).save(tmp_path / "m.png")
     Image.fromarray(np.zeros((96, 96), np.uint8)).save(tmp_path / "i.png")
-    mask, soft = read_user_mask(tmp_path / "m.png")
-    assert soft and set(np.unique(mask).tolist()) == {0, 255}
+    mask, reading = read_user_mask(tmp_path / "m.png")
+    assert reading == "soft" and set(np.unique(mask).tolist()) == {0, 255}
     assert np.array_equal(mask > 0, blurred >= 128)
     summary = check_pair(tmp_path / "i.png", tmp_path / "m.png", 1)
     assert summary["soft_mask"] and not summary["object_ids"]  # not 60 object ids
@@ -276,14 +277,18 @@ def colour_coded(path):
 def test_a_colour_coded_mask_gives_one_object_per_region_of_one_colour(tmp_path):
     """Label images drawn for viewing (QuPath's or Fiji's coloured labels, saved flat): touching
     objects apart by their colours, one colour used again for objects apart."""
-    mask, soft = read_user_mask(colour_coded(tmp_path / "c.png"))
-    assert not soft and mask.shape == (8, 12) and mask.max() == 3
+    mask, reading = read_user_mask(colour_coded(tmp_path / "c.png"))
+    assert reading == "colour" and mask.shape == (8, 12) and mask.max() == 3
     expected = np.zeros((8, 12), int)
     expected[1:4, 1:4], expected[1:4, 4:7], expected[5:7, 8:11] = 1, 2, 3
     assert np.array_equal(mask, expected)  # numbered in raster order
     images = make_folder(tmp_path / "images", ["c.png"], shape=(8, 12))
     summaries = {"c": check_pair(images / "c.png", tmp_path / "c.png", 1)}
     assert summaries["c"]["objects"] == 3 and resolve_mask_type("auto", 1, summaries) == "instances"
+    report = integrity_report(summaries, {"train": ["c"]}, 1, 1)
+    assert report["colour_masks"] == {"count": 1, "images": ["c"]}
+    assert integrity_warnings(report, "percentile")[0].startswith(
+        "1 of 1 masks are in colour, e.g. 'c': read as objects, one per connected region of one colour on black")
 
 
 def test_a_mask_drawn_in_one_colour_is_binary_and_colour_masks_of_classes_or_jpeg_are_refused(tmp_path):
@@ -292,7 +297,7 @@ def test_a_mask_drawn_in_one_colour_is_binary_and_colour_masks_of_classes_or_jpe
     Image.fromarray(red).save(tmp_path / "red.png")
     mask, _ = read_user_mask(tmp_path / "red.png")
     assert np.array_equal(mask, np.where(red[..., 0] > 0, 255, 0))  # binary: its components come later
-    with pytest.raises(UserError, match=r"c\.png: colour mask; with data.num_classes=3 save class ids 0\.\.2 as a gray"):
+    with pytest.raises(UserError, match=r"c\.png: colour mask; with data.num_classes=3 save class ids 0\.\.2 as"):
         read_user_mask(colour_coded(tmp_path / "c.png"), num_classes=3)
     Image.fromarray(red).save(tmp_path / "red.jpg", quality=95)
     with pytest.raises(UserError, match=r"red\.jpg: JPEG mask"):
@@ -306,10 +311,10 @@ def test_object_ids_are_not_taken_for_a_blurred_mask(tmp_path):
     for index in range(255):  # 255 objects of 16 px: the last six hold 6/255 of the foreground
         ids[:, index] = index + 1
     Image.fromarray(ids).save(tmp_path / "ids.png")
-    mask, soft = read_user_mask(tmp_path / "ids.png")
-    assert not soft and np.array_equal(mask, ids)
-    mask, soft = read_user_mask(tmp_path / "ids.png", mask_type="instances")
-    assert not soft
+    mask, reading = read_user_mask(tmp_path / "ids.png")
+    assert reading is None and np.array_equal(mask, ids)
+    mask, reading = read_user_mask(tmp_path / "ids.png", mask_type="instances")
+    assert reading is None
 
 
 def test_a_16_bit_0_65535_mask_is_binary():

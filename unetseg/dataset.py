@@ -56,8 +56,9 @@ SOFT_BANDS = (64, 192)  # below: background, from here up: foreground, between: 
 SOFT_REACH = 4        # px: a blur lies within this of both (JPEG's ringing, a resize's edge band)
 
 
-def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple[np.ndarray, bool]:
-    """A mask as the pipeline takes it, and whether it was a blurred binary mask made hard again.
+def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple[np.ndarray, str | None]:
+    """A mask as the pipeline takes it, and how it was read where not as stored: "soft", a blurred
+    binary mask made hard again, or "colour", a colour mask as object ids.
 
     For one class (unless data.mask_type says instances), a 0/255 mask blurred by JPEG compression
     or by resizing, values between 0 and 255 at its edges, is cut at 128 instead of passing for
@@ -71,14 +72,14 @@ def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple
         if num_classes > 1:
             raise UserError(f"{path}: colour mask; with data.num_classes={num_classes} save class ids "
                             f"0..{num_classes - 1} as a gray or palette image")
-        return colour_objects(layers), False
+        return colour_objects(layers), "colour"
     mask = layers[..., 0]
     binary_kind = num_classes == 1 and mask_type != "instances"
     if jpeg and (not binary_kind or mask.max(initial=0) < SOFT_LEVEL):
         raise jpeg_mask_error(path)
     if binary_kind and not is_binary(np.unique(mask)) and (jpeg or is_blurred_binary(mask)):
-        return np.where(mask >= SOFT_LEVEL, 255, 0).astype(np.uint8), True
-    return mask, False
+        return np.where(mask >= SOFT_LEVEL, 255, 0).astype(np.uint8), "soft"
+    return mask, None
 
 
 def colour_objects(layers: np.ndarray) -> np.ndarray:
@@ -169,13 +170,13 @@ def check_regions(image_path, mask_path, num_classes: int, mask_type: str = "aut
     """check_pair's summary of each of the pair's grid x grid regions (region_windows), in row order;
     a cut one's names its window (`region`: top, bottom, left, right)."""
     image = read_native(image_path)
-    mask, soft = read_user_mask(mask_path, num_classes, mask_type)
+    mask, reading = read_user_mask(mask_path, num_classes, mask_type)
     if mask.shape[:2] != image.shape[:2]:
         raise UserError(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
                         f"{image.shape[0]}x{image.shape[1]} (height x width); they must match")
     classes = mask_to_classes(mask, num_classes, mask_path, mask_type)
     whole = {"dtype": str(image.dtype), "channels": image.shape[-1], "colour": is_colour(image),
-             **({"soft_mask": True} if soft else {})}
+             **({f"{reading}_mask": True} if reading else {})}
     return [{**whole, **({"region": list(window)} if window else {}),
              **region_summary(in_region(mask, window), in_region(classes, window), num_classes)}
             for window in region_windows(image.shape[:2], grid, image_path)]
@@ -267,6 +268,7 @@ def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], c
     class_pixels = np.sum([summary["class_pixels"] for summary in summaries.values()], axis=0)
     empty = sorted(stem for stem, summary in summaries.items() if summary["foreground_fraction"] == 0)
     soft = sorted(stem for stem, summary in summaries.items() if summary.get("soft_mask"))
+    colour = sorted(stem for stem, summary in summaries.items() if summary.get("colour_mask"))
     single_value = single_foreground_value(summaries)
     return {
         "images": len(summaries),
@@ -280,6 +282,7 @@ def integrity_report(summaries: dict[str, dict], splits: dict[str, list[str]], c
         "class_pixel_fraction": {str(c): round(float(n / class_pixels.sum()), 6) for c, n in enumerate(class_pixels)},
         "empty_masks": {"count": len(empty), "images": empty},
         "soft_masks": {"count": len(soft), "images": soft},
+        "colour_masks": {"count": len(colour), "images": colour},
         **({"objects": sum(summary["objects"] for summary in summaries.values())}
            if all("objects" in summary for summary in summaries.values()) else {}),
         **({"single_foreground_value": single_value} if single_value is not None else {}),
@@ -306,6 +309,11 @@ def integrity_warnings(report: dict, normalize: str) -> list[str]:
         warnings.append(f"{soft['count']} of {report['images']} {masks} hold values between 0 and 255, e.g. "
                         f"'{soft['images'][0]}', as JPEG or resizing leave a 0/255 mask's edges: read as "
                         f"foreground from {SOFT_LEVEL} up; save masks as 0/255 PNG or TIFF to keep their edges exact")
+    colour = report["colour_masks"]
+    if colour["count"]:
+        warnings.append(f"{colour['count']} of {report['images']} {masks} are in colour, e.g. '{colour['images'][0]}': "
+                        "read as objects, one per connected region of one colour on black (binary where drawn in "
+                        "one colour); save object ids as a gray 16-bit PNG or TIFF to say so outright")
     if "single_foreground_value" in report and report.get("mask_type") == "semantic":
         warnings.append(f"masks hold 0 and {report['single_foreground_value']} only, not 0/1 or 0/255: read as "
                         "binary masks (their objects the connected components); set data.mask_type: instances if "
