@@ -27,7 +27,8 @@ from unetseg.baselines import (BASELINES, baseline_predictions, baseline_scores,
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask, write_png
 from unetseg.instances import (UNMATCHED_CAUSES, evaluate_instances, headline, labels_from_mask, load_labels,
-                               scores_from_matches, split_and_merged_pixels, summarize_instances)
+                               measurement_line, median_area_ratio, scores_from_matches, split_and_merged_pixels,
+                               summarize_instances)
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, shown, summarize
 from unetseg.normalize import load_prepared_image
 
@@ -82,6 +83,7 @@ def main(argv) -> None:
               f"{metrics['instances']['ap_50']:.3f} (Otsu's connected components: {otsu_ap:.3f}), "
               f"F1@0.5 {metrics['instances']['f1_50']:.3f}")
         print(f"evaluate: {unmatched_line(summary['unmatched_50'])}")
+        print(f"evaluate: {measurement_line(summary)}")
     metrics.update(training=training_summary(), baselines=scores, constant_predictions=constant,
                    margin_over_best_baseline=margin_over_best_baseline(pixels["dice"], baseline_dice),
                    **{key: value for key, value in pixels.items() if key not in SCORES})
@@ -179,15 +181,17 @@ def write_per_image(results: dict, objects: dict, num_classes: int) -> None:
             writer.writerow([stem, *scores, *counts, *object_row(objects.get(stem))])
 
 
-OBJECT_COLUMNS = ("objects_true", "objects_predicted", "ap_50", "f1_50", "rand_error", "merges", "splits",
-                  *UNMATCHED_CAUSES)
+OBJECT_COLUMNS = ("objects_true", "objects_predicted", "matched_area_ratio_50", "ap_50", "f1_50", "rand_error",
+                  "merges", "splits", *UNMATCHED_CAUSES)
 
 
 def object_row(image: dict | None) -> list:
     if image is None:
         return [""] * len(OBJECT_COLUMNS)
     scores = scores_from_matches(**image["by_tau"][0.5])
-    return [image["objects_true"], image["objects_predicted"], _fmt(scores["ap"]), _fmt(scores["f1"]),
+    ratio = median_area_ratio([image])
+    return [image["objects_true"], image["objects_predicted"], "" if ratio is None else _fmt(ratio),
+            _fmt(scores["ap"]), _fmt(scores["f1"]),
             _fmt(image["rand_error"]), image["merges"], image["splits"],
             *(image["unmatched_50"][cause] for cause in UNMATCHED_CAUSES)]
 

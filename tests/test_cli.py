@@ -293,11 +293,14 @@ def test_evaluate_scores_another_tools_label_images(tmp_path):
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["dice"] == 1.0 and scores["instances"]["objects_true"] == 3
     assert scores["instances"]["objects_predicted"] == 1 and scores["instances"]["ap_50"] == 0.0
+    assert scores["instances"]["count_error"] == round(2 / 3, 6)  # y has no true objects to count
+    assert "object counts off by 66.7 % per image (mean); no objects matched" in result.stdout
     assert [row["image"] for row in scores["per_image"]] == ["x", "y"] and scores["per_image"][1]["dice"] is None
     save(tmp_path / "pred/x_instances.png", truth)  # a predicted object file takes precedence: now exact
     scores = json.loads(unetseg(tmp_path, "evaluate", "pred", "truth", "--json", "s.json").stdout and
                         (tmp_path / "s.json").read_text())
-    assert scores["instances"]["ap_50"] == 1.0
+    assert scores["instances"]["ap_50"] == 1.0 and scores["instances"]["matched_area_ratio_50"] == 1.0
+    assert scores["per_image"][0]["matched_area_ratio_50"] == 1.0 and scores["per_image"][1]["matched_area_ratio_50"] is None
 
 
 def test_evaluate_pairs_true_masks_named_with_a_suffix(tmp_path):

@@ -3,12 +3,13 @@ import pytest
 from scipy import ndimage
 
 from unetseg.augment import augment_patch
-from unetseg.instances import (TAUS, UNMATCHED_CAUSES, Seeds, best_postprocessing, border_weights, boundary_classes,
-                               contact_weights, evaluate_instances, fill_gaps, labels_from_boundary, labels_from_mask,
-                               labels_from_probability, match_counts, matches_by_min_size, object_labels,
-                               overlap_matrix, iou_matrix, postprocessing_scores, remove_small_instances,
-                               resolve_target, scores_from_matches, seed_candidates, seed_rule, separated_foreground,
-                               split_and_merged_pixels, summarize_instances, weighted_target)
+from unetseg.instances import (TAUS, UNMATCHED_CAUSES, best_postprocessing, border_weights, boundary_classes,
+                               contact_weights, evaluate_instances, fill_gaps, headline, iou_matrix,
+                               labels_from_boundary, labels_from_mask, labels_from_probability, match_counts,
+                               matches_by_min_size, measurement_line, object_labels, overlap_matrix,
+                               postprocessing_scores, remove_small_instances, resolve_target, scores_from_matches,
+                               seed_candidates, seed_rule, Seeds, separated_foreground, split_and_merged_pixels,
+                               summarize_instances, weighted_target)
 from unetseg.params import Augment
 
 
@@ -111,6 +112,21 @@ def test_counts_pool_over_images():
     assert summary["objects_true"] == 8 and summary["objects_predicted"] == 4
     assert summary["mean_ap"] == 0.5 and summary["rand_error"] == 0.5
     assert summary["unmatched_50"] == causes(fn_missed=4)
+
+
+def test_counts_and_sizes_measured_from_the_objects_against_the_annotation():
+    """What a user measuring objects needs to know: counts per image and the size bias of the outlines."""
+    larger = squares((2, 8, 2, 8), (2, 8, 8, 14), (11, 19, 11, 19))  # third 64/36 px, the fourth missed
+    image = evaluate_instances(TRUTH, larger)
+    assert image["area_ratios_50"] == [1.0, 1.0, 64 / 36]
+    summary = summarize_instances([image, evaluate_instances(TRUTH, TRUTH), evaluate_instances(0 * TRUTH, TRUTH)])
+    assert summary["count_error"] == (1 / 4 + 0) / 2  # images without true objects have no count to be off
+    assert summary["matched_area_ratio_50"] == 1.0  # the median of 1, 1, 1.78, 1, 1, 1, 1
+    nothing = summarize_instances([evaluate_instances(0 * TRUTH, 0 * TRUTH)])
+    assert nothing["count_error"] is None and nothing["matched_area_ratio_50"] is None
+    assert measurement_line(headline(summary)) == ("object counts off by 12.5 % per image (mean); matched objects "
+                                                   "1.000x the true ones' area (median; above 1: outlined larger)")
+    assert measurement_line(nothing) == "no true objects to count; no objects matched"
 
 
 def test_boundary_target_by_hand():

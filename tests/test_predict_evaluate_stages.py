@@ -103,7 +103,11 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert objects["truth_objects"] == "instance labels" and objects["objects_true"] > 0
     assert all(0 <= objects[key] <= 1 for key in ("ap_50", "ap_75", "mean_ap", "f1_50", "pq_50", "rand_error",
                                                   "otsu_components_ap_50"))
-    assert {"objects_true", "objects_predicted", "ap_50", "f1_50", "fn_merged", "fp_spurious"} <= rows[0].keys()
+    assert {"objects_true", "objects_predicted", "matched_area_ratio_50", "ap_50", "f1_50", "fn_merged",
+            "fp_spurious"} <= rows[0].keys()
+    counted = [abs(int(r["objects_predicted"]) - int(r["objects_true"])) / int(r["objects_true"]) for r in rows]
+    assert objects["count_error"] == pytest.approx(sum(counted) / len(counted), abs=1e-6)
+    assert objects["matched_area_ratio_50"] is None or objects["matched_area_ratio_50"] > 0
     with open(tiny_run / "reports/instances.csv") as handle:
         by_tau = list(csv.DictReader(handle))
     assert [float(r["iou_threshold"]) for r in by_tau] == pytest.approx([0.5 + 0.05 * i for i in range(10)])

@@ -177,6 +177,7 @@ def run_evaluate(args) -> None:
 
 
 def score_lines(scores: dict) -> str:
+    from unetseg.instances import measurement_line
     from unetseg.metrics import shown
 
     lines = [f"{scores['images']} images: Dice {shown(scores['dice'])}, IoU {shown(scores['iou'])}, "
@@ -188,6 +189,7 @@ def score_lines(scores: dict) -> str:
                      f"AP@0.5 {objects['ap_50']:.3f}, F1@0.5 {objects['f1_50']:.3f}, mean AP 0.5-0.95 "
                      f"{objects['mean_ap']:.3f}, PQ@0.5 {objects['pq_50']:.3f}, "
                      f"merges {objects['merges']}, splits {objects['splits']}")
+        lines.append(measurement_line(objects))
     return "\n".join(lines)
 
 

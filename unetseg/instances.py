@@ -399,9 +399,41 @@ def evaluate_instances(truth: np.ndarray, prediction: np.ndarray, taus=TAUS) -> 
     vi_split, vi_merge = variation_of_information(truth, prediction)
     return {"objects_true": iou.shape[0], "objects_predicted": iou.shape[1],
             "by_tau": {tau: match_counts(iou, tau) for tau in taus},
+            "area_ratios_50": area_ratios(overlap, iou),
             "splits": int(split.sum()), "merges": int(merged.sum()),
             "unmatched_50": unmatched_causes(overlap, iou),
             "rand_error": float(rand_error), "vi_split": float(vi_split), "vi_merge": float(vi_merge)}
+
+
+def area_ratios(overlap: np.ndarray, iou: np.ndarray, tau: float = 0.5) -> list[float]:
+    """Predicted / true area of each pair matched at `tau`: how much larger the model outlines the
+    objects it finds than the annotation does (the bias of the sizes measured from its objects)."""
+    rows, cols = matched_pairs(iou, tau)
+    return (overlap.sum(axis=0)[1:][cols] / overlap.sum(axis=1)[1:][rows]).tolist()
+
+
+def count_error(per_image: list[dict]) -> float | None:
+    """Mean over the images with true objects of |predicted - true| / true object count."""
+    errors = [abs(image["objects_predicted"] - image["objects_true"]) / image["objects_true"]
+              for image in per_image if image["objects_true"]]
+    return float(np.mean(errors)) if errors else None
+
+
+def median_area_ratio(per_image: list[dict]) -> float | None:
+    """The median predicted / true area of the pairs matched at IoU 0.5, pooled over the images."""
+    ratios = [ratio for image in per_image for ratio in image["area_ratios_50"]]
+    return float(np.median(ratios)) if ratios else None
+
+
+def measurement_line(summary: dict) -> str:
+    """How far counts and sizes measured from the predicted objects are from the annotation's (a
+    summary or its headline)."""
+    error, ratio = summary["count_error"], summary["matched_area_ratio_50"]
+    count = ("no true objects to count" if error is None
+             else f"object counts off by {100 * error:.1f} % per image (mean)")
+    size = ("no objects matched" if ratio is None
+            else f"matched objects {ratio:.3f}x the true ones' area (median; above 1: outlined larger)")
+    return f"{count}; {size}"
 
 
 def scores_from_matches(tp: int, fp: int, fn: int, iou_sum: float) -> dict:
@@ -429,7 +461,8 @@ def summarize_instances(per_image: list[dict], taus=TAUS) -> dict:
             "merges": sum(image["merges"] for image in per_image),
             "unmatched_50": {cause: sum(image["unmatched_50"][cause] for image in per_image)
                              for cause in UNMATCHED_CAUSES},
-            "rand_error": mean("rand_error"), "vi_split": mean("vi_split"), "vi_merge": mean("vi_merge")}
+            "rand_error": mean("rand_error"), "vi_split": mean("vi_split"), "vi_merge": mean("vi_merge"),
+            "count_error": count_error(per_image), "matched_area_ratio_50": median_area_ratio(per_image)}
 
 
 def headline(summary: dict) -> dict:
@@ -438,6 +471,7 @@ def headline(summary: dict) -> dict:
     numbers = {"ap_50": at[0.5]["ap"], "ap_75": at[0.75]["ap"], "mean_ap": summary["mean_ap"],
                "f1_50": at[0.5]["f1"], "precision_50": at[0.5]["precision"], "recall_50": at[0.5]["recall"],
                "pq_50": at[0.5]["pq"], "matched_iou_50": at[0.5]["mean_matched_iou"],
-               **{key: summary[key] for key in ("objects_true", "objects_predicted", "splits", "merges",
-                                                "unmatched_50", "rand_error", "vi_split", "vi_merge")}}
+               **{key: summary[key] for key in ("objects_true", "objects_predicted", "count_error",
+                                                "matched_area_ratio_50", "splits", "merges", "unmatched_50",
+                                                "rand_error", "vi_split", "vi_merge")}}
     return {key: round(value, 6) if isinstance(value, float) else value for key, value in numbers.items()}

@@ -16,7 +16,7 @@ import numpy as np
 from unetseg.dataset import instance_labels, list_images, read_user_mask
 from unetseg.errors import UserError
 from unetseg.imageio import read_mask
-from unetseg.instances import evaluate_instances, headline, summarize_instances
+from unetseg.instances import evaluate_instances, headline, median_area_ratio, summarize_instances
 from unetseg.metrics import SCORES, evaluate_image, foreground_score, summarize
 from unetseg.naming import best_rule
 
@@ -39,7 +39,8 @@ def score_folders(predictions, truths, num_classes: int = 1, progress=iter) -> d
         row = {"image": stem, **{name: plain(foreground_score(pixels[-1], name, num_classes)) for name in SCORES}}
         if num_classes == 1:
             objects.append(evaluate_instances(instance_labels(truth), predicted_objects(predicted, predicted_path)))
-            row.update(objects_true=objects[-1]["objects_true"], objects_predicted=objects[-1]["objects_predicted"])
+            row.update(objects_true=objects[-1]["objects_true"], objects_predicted=objects[-1]["objects_predicted"],
+                       matched_area_ratio_50=median_area_ratio(objects[-1:]))
         rows.append(row)
     scores = {key: value for key, value in summarize(pixels, num_classes).items() if key in SCORES}
     result = {"images": len(pairs), **scores, "per_image": rows}
