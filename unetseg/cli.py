@@ -94,10 +94,11 @@ def add_evaluate(commands) -> None:
     parser = commands.add_parser(
         "evaluate", help="score a folder of predicted masks against the true ones",
         description="Dice, IoU, precision, recall and pixel accuracy (means over images) and, for one class, "
-                    "objects matched on IoU (AP, F1, PQ at IoU 0.5, mean AP over 0.5..0.95, merges, splits), as "
-                    "the pipeline's evaluate stage scores them. Masks pair by file name stem (or the stem "
-                    "with a fixed text added, as a_segmentation.png); either side may be binary (0/1, 0/255) or "
-                    "object ids, from any tool.")
+                    "objects matched on IoU (AP, F1, PQ at IoU 0.5, mean AP over 0.5..0.95, merges, splits; "
+                    "how far the counts and matched objects' areas are off), as the pipeline's evaluate stage "
+                    "scores them. Masks pair by file name stem (or the stem with a fixed text added, as "
+                    "a_segmentation.png); either side may be binary (0/1, 0/255), object ids or objects coloured "
+                    "one by one on black, from any tool.")
     parser.set_defaults(command=run_evaluate)
     parser.add_argument("predictions", metavar="PRED_DIR", type=Path, help="folder of predicted masks")
     parser.add_argument("truths", metavar="TRUTH_DIR", type=Path, help="folder of true masks")
