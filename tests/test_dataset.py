@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage
 from PIL import Image
 
 from unetseg.dataset import (check_explicit_split, check_pair, check_trainable, find_pairs, instance_labels,
@@ -304,6 +305,20 @@ def test_a_mask_drawn_in_one_colour_is_binary_and_colour_masks_of_classes_or_jpe
         read_user_mask(tmp_path / "red.jpg")
     with pytest.raises(UserError, match="for object ids data.mask_type: instances"):
         mask_to_classes(read_user_mask(tmp_path / "c.png", mask_type="semantic")[0], 1, "c.png", "semantic")
+
+
+def test_a_colour_mask_with_blended_edges_is_refused(tmp_path):
+    """Resized with interpolation, a colour-coded mask's edges hold in-between colours: specks, not objects."""
+    ids = ndimage.label(discs((96, 96)))[0]
+    palette = np.random.default_rng(0).integers(40, 256, (ids.max() + 1, 3)).astype(np.uint8)
+    palette[0] = 0
+    sharp = Image.fromarray(palette[ids])
+    sharp.save(tmp_path / "sharp.png")
+    assert read_user_mask(tmp_path / "sharp.png")[0].max() == ids.max()
+    sharp.resize((144, 144), Image.BILINEAR).save(tmp_path / "resized.png")
+    with pytest.raises(UserError, match=r"resized\.png: colour mask whose \d+ of \d+ one-colour regions are specks of "
+                                        r"2 px or less, as blended edges leave"):
+        read_user_mask(tmp_path / "resized.png")
 
 
 def test_object_ids_are_not_taken_for_a_blurred_mask(tmp_path):

@@ -54,6 +54,7 @@ def find_pairs(images_dir, masks_dir, skip_unpaired: bool = False) -> tuple[list
 SOFT_LEVEL = 128      # a blurred 0/255 mask is foreground from here up
 SOFT_BANDS = (64, 192)  # below: background, from here up: foreground, between: the blur
 SOFT_REACH = 4        # px: a blur lies within this of both (JPEG's ringing, a resize's edge band)
+SPECK = 2             # px: one-colour regions this small in a colour mask are blended edges, not objects
 
 
 def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple[np.ndarray, str | None]:
@@ -72,7 +73,7 @@ def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple
         if num_classes > 1:
             raise UserError(f"{path}: colour mask; with data.num_classes={num_classes} save class ids "
                             f"0..{num_classes - 1} as a gray or palette image")
-        return colour_objects(layers), "colour"
+        return colour_objects(layers, path), "colour"
     mask = layers[..., 0]
     binary_kind = num_classes == 1 and mask_type != "instances"
     if jpeg and (not binary_kind or mask.max(initial=0) < SOFT_LEVEL):
@@ -82,10 +83,11 @@ def read_user_mask(path, num_classes: int = 1, mask_type: str = "auto") -> tuple
     return mask, None
 
 
-def colour_objects(layers: np.ndarray) -> np.ndarray:
+def colour_objects(layers: np.ndarray, path) -> np.ndarray:
     """A colour-coded mask (H, W, C) on a black background as object ids: each 8-connected region of
     one colour is an object, so touching objects drawn in different colours stay apart (as label images
-    are drawn for viewing). A single colour is a binary mask drawn in it: 0/255."""
+    are drawn for viewing). A single colour is a binary mask drawn in it: 0/255. Edges blended by
+    resizing or antialiasing, which leave specks of in-between colours, are refused."""
     colours, index = np.unique(layers.reshape(-1, layers.shape[-1]), axis=0, return_inverse=True)
     regions = index.reshape(layers.shape[:2]) + 1
     black = np.flatnonzero(~colours.any(axis=1))  # the background, when there is black
@@ -93,7 +95,13 @@ def colour_objects(layers: np.ndarray) -> np.ndarray:
         regions[regions == black[0] + 1] = 0
     if len(colours) - black.size == 1:
         return np.where(regions > 0, 255, 0).astype(np.uint8)
-    return measure.label(regions, background=0, connectivity=2).astype(np.int64)
+    objects = measure.label(regions, background=0, connectivity=2)
+    specks = int(np.count_nonzero(np.bincount(objects.ravel())[1:] <= SPECK))
+    if specks >= 10 and specks > objects.max() / 4:
+        raise UserError(f"{path}: colour mask whose {specks} of {objects.max()} one-colour regions are specks of "
+                        f"{SPECK} px or less, as blended edges leave (resized or antialiased); export the label "
+                        "image without interpolation, or as gray object ids (16-bit PNG or TIFF)")
+    return objects.astype(np.int64)
 
 
 def is_blurred_binary(mask: np.ndarray) -> bool:
