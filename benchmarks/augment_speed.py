@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from common import interleaved_seconds, load_benchmark_params, write_results
+from common import augment_each, interleaved_seconds, load_benchmark_params, smooth_random_patches, write_results
 from unetseg import augment, shards
 from unetseg.files import file_md5
 
@@ -27,16 +27,6 @@ def zoom_2d_displacement(size: int, grid: int, sigma: float, rng) -> np.ndarray:
     """The elastic field as the release before made it."""
     coarse = rng.normal(0.0, sigma, size=(2, grid, grid))
     return np.stack([ndimage.zoom(c, size / grid, order=3, mode="nearest", grid_mode=True) for c in coarse])
-
-
-def augment_all(images, masks, cfg, displacement):
-    """Augment every patch once with `displacement` as the elastic field; same draws every call."""
-    original, rng = augment.elastic_displacement, np.random.default_rng(0)
-    augment.elastic_displacement = displacement
-    try:
-        return [augment.augment_patch(image, mask, rng, cfg)[0] for image, mask in zip(images, masks)]
-    finally:
-        augment.elastic_displacement = original
 
 
 def write_and_hash(folder: Path, images: np.ndarray, masks: np.ndarray, dtype) -> int:
@@ -60,16 +50,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     cfg = load_benchmark_params().augment
-    rng = np.random.default_rng(1)
-    noise = rng.random((args.patches, PATCH, PATCH, CHANNELS))
-    images = ndimage.gaussian_filter(noise, (0, 2, 2, 0)).astype(np.float32)
-    masks = (images[..., 0] > images[..., 0].mean()).astype(np.uint8)
+    images, masks = smooth_random_patches(args.patches, PATCH, CHANNELS)
 
-    before, now = (np.stack(augment_all(images[:20], masks[:20], cfg, field))
+    before, now = (np.stack(augment_each(images[:20], masks[:20], cfg, elastic_displacement=field))
                    for field in (zoom_2d_displacement, augment.elastic_displacement))
     augmenting = interleaved_seconds({
-        "2-D zoom": lambda: augment_all(images, masks, cfg, zoom_2d_displacement),
-        "separable": lambda: augment_all(images, masks, cfg, augment.elastic_displacement),
+        "2-D zoom": lambda: augment_each(images, masks, cfg, elastic_displacement=zoom_2d_displacement),
+        "separable": lambda: augment_each(images, masks, cfg, elastic_displacement=augment.elastic_displacement),
     }, args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
         sizes = {}

@@ -114,6 +114,34 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
 
 
+def smooth_random_patches(count: int, size: int = 128, channels: int = 3):
+    """(images float32 (N, size, size, C), masks uint8 (N, size, size)): blurred noise and its
+    brighter half, stand-ins for DSB2018's RGB patches in the augment benchmarks."""
+    import numpy as np
+    from scipy import ndimage
+
+    noise = np.random.default_rng(1).random((count, size, size, channels))
+    images = ndimage.gaussian_filter(noise, (0, 2, 2, 0)).astype(np.float32)
+    return images, (images[..., 0] > images[..., 0].mean()).astype(np.uint8)
+
+
+def augment_each(images, masks, cfg, **swapped) -> list:
+    """Every patch's image augmented once (the same draws every call), with the names of
+    `unetseg.augment` in `swapped` (functions, modules) replaced for the call."""
+    import numpy as np
+    from unetseg import augment
+
+    originals = {name: getattr(augment, name) for name in swapped}
+    rng = np.random.default_rng(0)
+    try:
+        for name, value in swapped.items():
+            setattr(augment, name, value)
+        return [augment.augment_patch(image, mask, rng, cfg)[0] for image, mask in zip(images, masks)]
+    finally:
+        for name, value in originals.items():
+            setattr(augment, name, value)
+
+
 def write_results(name: str, results: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

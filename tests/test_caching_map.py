@@ -99,6 +99,7 @@ MODULE_READERS = {
     "unetseg/baselines.py": {"evaluate"},
     "unetseg/instances.py": {"prepare", "extract", "train", "predict", "evaluate"},
     "unetseg/backend.py": {"train", "predict"},
+    "unetseg/portable.py": {"prepare", "extract", "augment", "train", "predict", "evaluate"},
 }
 
 

@@ -12,6 +12,8 @@ from functools import partial
 import numpy as np
 from scipy import ndimage
 
+from unetseg import portable
+
 
 ORDERS = (3, 0, 1)  # spline order of the image, the mask and the weights when resampled
 
@@ -44,7 +46,7 @@ def elastic_displacement(size: int, grid: int, sigma: float, rng) -> np.ndarray:
     interpolated bicubically to every pixel: (2, P, P)."""
     coarse = rng.normal(0.0, sigma, size=(2, grid, grid))
     spread = cubic_zoom_matrix(grid, size)
-    return spread @ coarse @ spread.T
+    return portable.matmul(portable.matmul(spread, coarse), spread.T)
 
 
 def cubic_zoom_matrix(grid: int, size: int) -> np.ndarray:
@@ -88,7 +90,7 @@ def adjust_intensity(image, rng, cfg):
     low, high = image.min(), image.max()
     if high > low:
         unit = (image - low) / (high - low)
-        image = unit ** rng.uniform(1 - cfg.gamma, 1 + cfg.gamma) * (high - low) + low
+        image = portable.power(unit, rng.uniform(1 - cfg.gamma, 1 + cfg.gamma)) * (high - low) + low
     return image.astype(np.float32)
 
 

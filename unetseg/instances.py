@@ -27,6 +27,8 @@ from skimage.metrics import adapted_rand_error, variation_of_information
 from skimage.morphology import local_maxima, reconstruction
 from skimage.segmentation import expand_labels, watershed
 
+from unetseg import portable
+
 INTERIOR, BOUNDARY = 1, 2
 TAUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, ..., 0.95
 # The candidates of the post-processing knobs left auto. The grids reach past where choices landed
@@ -168,7 +170,7 @@ def border_term(objects: np.ndarray, w0: float, sigma: float) -> np.ndarray:
         distance = ndimage.distance_transform_edt(objects[window] != index)
         second[window] = np.minimum(second[window], np.maximum(nearest[window], distance))
         nearest[window] = np.minimum(nearest[window], distance)
-    return w0 * np.exp(-((nearest + second) ** 2) / (2 * sigma**2))
+    return w0 * portable.exp(-((nearest + second) ** 2) / (2 * sigma**2))
 
 
 def weighted_target(labels: np.ndarray, width: int, w0: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:

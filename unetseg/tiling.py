@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from unetseg import portable
 from unetseg.patches import reflect
 
 PredictBatch = Callable[[np.ndarray], np.ndarray]  # (N, H, W, C) float32 -> (N, H, W, K)
@@ -55,7 +56,7 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
 def gaussian_weights(tile: int, sigma_scale: float = 1 / 8, floor: float = 1e-3) -> np.ndarray:
     """(T, T) importance map, 1 at the centre, sigma = tile * sigma_scale, positive everywhere."""
     axis = np.arange(tile) - (tile - 1) / 2
-    profile = np.exp(-0.5 * (axis / (tile * sigma_scale)) ** 2)
+    profile = portable.exp(-0.5 * (axis / (tile * sigma_scale)) ** 2)
     weights = np.outer(profile, profile)
     return np.maximum(weights / weights.max(), floor).astype(np.float32)
 
