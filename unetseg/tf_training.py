@@ -24,17 +24,18 @@ def choose_strategy(num_gpus: int, tf_config: str | None) -> str:
     return "mirrored" if num_gpus > 1 else "default"
 
 
-NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+FAST_BF16_FLAGS = {"amx_bf16"}
 
 
 def resolve_precision(setting: str, num_gpus: int, cpu_flags: set[str]) -> str:
-    """`train.precision: auto`: mixed_bfloat16 on a CPU with native bfloat16 kernels, where it trains
-    about 1.6x faster to the same validation Dice (benchmarks/cpu_precision.py); float32 elsewhere:
-    on CPUs without them bfloat16 is emulated, and on GPUs TensorFlow's is not measured (under JAX on
-    an H200, 16-bit trains the seed network 2.2x faster: README, "On a GPU")."""
+    """`train.precision: auto`: mixed_bfloat16 on a CPU with AMX, where it trains 1.5-1.9x faster to
+    the same validation Dice; float32 elsewhere (benchmarks/cpu_precision.py). AVX-512 BF16 without
+    AMX trains bfloat16 at 0.6-0.75x the speed of float32 on oneDNN's kernels, and CPUs without
+    either emulate it; on GPUs TensorFlow's is not measured (under JAX on an H200, 16-bit trains the
+    seed network 2.2x faster: README, "On a GPU")."""
     if setting != "auto":
         return setting
-    return "mixed_bfloat16" if not num_gpus and cpu_flags & NATIVE_BF16_FLAGS else "float32"
+    return "mixed_bfloat16" if not num_gpus and cpu_flags & FAST_BF16_FLAGS else "float32"
 
 
 def precision_here(setting: str) -> str:
