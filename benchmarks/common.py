@@ -111,7 +111,23 @@ def stage(name: str) -> list[str]:
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+    """Where a figure was measured: cores, architecture, Python and, on Linux, the CPU."""
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+            **cpu_description()}
+
+
+# The vector extensions that decide TensorFlow's kernels and precision (tf_training.resolve_precision)
+KERNEL_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16"}
+
+
+def cpu_description() -> dict:
+    """The CPU's model name and its KERNEL_FLAGS, from /proc/cpuinfo (none elsewhere)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    field = {line.split(":")[0].strip(): line.split(":", 1)[1].strip() for line in lines if ":" in line}
+    return {"cpu_model": field.get("model name", "?"), "cpu_flags": sorted(set(field.get("flags", "").split()) & KERNEL_FLAGS)}
 
 
 def smooth_random_patches(count: int, size: int = 128, channels: int = 3):

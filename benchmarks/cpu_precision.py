@@ -88,10 +88,7 @@ def main() -> None:
         threads = tuple(json.loads(args.threads)) if args.threads != "null" else None
         print(json.dumps(child(threads, args.rounds, args.patches)))
         return
-    from unetseg.tf_training import cpu_flags
-
-    results = {"cpu_flags": sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}),
-               "patch": PATCH, "batch": BATCH, "patches_per_fit": args.patches, "rounds": args.rounds, "settings": {}}
+    results = {"patch": PATCH, "batch": BATCH, "patches_per_fit": args.patches, "rounds": args.rounds, "settings": {}}
     for name, threads in THREADS.items():
         command = [sys.executable, __file__, "--threads", json.dumps(threads),
                    "--rounds", str(args.rounds), "--patches", str(args.patches)]

@@ -83,17 +83,6 @@ def summarized(children: list[dict]) -> dict:
             "same_weights_every_run": len({c["weights_md5"] for c in children}) == 1}
 
 
-def cpu_description() -> dict:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return {}
-    field = {line.split(":")[0].strip(): line.split(":", 1)[1].strip() for line in lines if ":" in line}
-    flags = set(field.get("flags", "").split())
-    return {"model": field.get("model name", "?"),
-            "flags": sorted(flags & {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16"})}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per child")
@@ -114,7 +103,7 @@ def main() -> None:
     write_results("onednn", {
         "config": {"patch_size": PATCH, "batch_size": BATCH, "depth": 4, "base_filters": 8, "classes": CLASSES,
                    "timed_steps": args.steps, "rounds": args.rounds, "predict": f"{TILES} tiles of {TILE}x{TILE}"},
-        "cpu": cpu_description(), **{f"TF_ENABLE_ONEDNN_OPTS={setting}": summary[setting] for setting in SETTINGS},
+        **{f"TF_ENABLE_ONEDNN_OPTS={setting}": summary[setting] for setting in SETTINGS},
         "speedup_train": round(onednn["train_patches_per_s"] / eigen["train_patches_per_s"], 2),
         "speedup_predict": round(onednn["predict_tiles_per_s"] / eigen["predict_tiles_per_s"], 2),
         "max_weight_difference_between_settings": float(np.max(np.abs(first_weights[0] - first_weights[1]))),
