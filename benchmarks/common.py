@@ -10,8 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
+from scipy import ndimage
 
+from unetseg import augment
 from unetseg.backend import use_onednn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,9 +136,6 @@ def cpu_description() -> dict:
 def smooth_random_patches(count: int, size: int = 128, channels: int = 3):
     """(images float32 (N, size, size, C), masks uint8 (N, size, size)): blurred noise and its
     brighter half, stand-ins for DSB2018's RGB patches in the augment benchmarks."""
-    import numpy as np
-    from scipy import ndimage
-
     noise = np.random.default_rng(1).random((count, size, size, channels))
     images = ndimage.gaussian_filter(noise, (0, 2, 2, 0)).astype(np.float32)
     return images, (images[..., 0] > images[..., 0].mean()).astype(np.uint8)
@@ -144,9 +144,6 @@ def smooth_random_patches(count: int, size: int = 128, channels: int = 3):
 def augment_each(images, masks, cfg, **swapped) -> list:
     """Every patch's image augmented once (the same draws every call), with the names of
     `unetseg.augment` in `swapped` (functions, modules) replaced for the call."""
-    import numpy as np
-    from unetseg import augment
-
     originals = {name: getattr(augment, name) for name in swapped}
     rng = np.random.default_rng(0)
     try:

@@ -50,9 +50,8 @@ def log(x) -> np.ndarray:
 
 
 def power(base, exponent: float) -> np.ndarray:
-    """base ** exponent in float64 for base >= 0 and exponent > 0."""
-    base = np.asarray(base, np.float64)
-    return exp(exponent * log(np.maximum(base, np.finfo(np.float64).tiny))) * (base > 0)
+    """base ** exponent in float64 for base >= 0 and exponent > 0 (0 ** exponent: exp(-inf) = 0)."""
+    return exp(exponent * log(base))
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
