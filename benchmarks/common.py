@@ -1,5 +1,6 @@
 """Shared by the benchmarks: a scratch copy of the project, peak RSS of a command, result files."""
 
+import argparse
 import json
 import os
 import platform
@@ -153,6 +154,27 @@ def augment_each(images, masks, cfg, **swapped) -> list:
     finally:
         for name, value in originals.items():
             setattr(augment, name, value)
+
+
+def save_labelled(out: Path, name: str, image: np.ndarray, labels: np.ndarray) -> None:
+    """A drawn image as a user's dataset holds it: out/images, out/masks (0/255), out/labels (ids)."""
+    from PIL import Image
+
+    for folder, array in (("images", image), ("masks", np.where(labels > 0, 255, 0).astype(np.uint8)),
+                          ("labels", labels)):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(out / folder / name)
+
+
+def dataset_main(write_dataset, description: str, images: int, size: int) -> None:
+    """The command line of a drawn dataset: OUT [--images N] [--size PX] [--seed S] -> write_dataset."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--images", type=int, default=images)
+    parser.add_argument("--size", type=int, default=size)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    write_dataset(args.out, args.images, args.size, args.seed)
 
 
 def write_results(name: str, results: dict) -> Path:

@@ -13,7 +13,6 @@ writes OUT/images (gray PNG), OUT/masks (0 membrane / 255 cell, ISBI-2012's conv
 Image i depends only on (seed, i).
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from PIL import Image
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import dataset_main, save_labelled  # noqa: E402
 from unetseg.synthetic import ellipse, smooth_field  # noqa: E402
 
 SPACING = (26.0, 52.0)       # px between neighbouring cell centres, drawn per image
@@ -73,25 +73,16 @@ def organelle(rng, shape) -> np.ndarray:
 
 
 def write_dataset(out: Path, images: int = 40, size: int = 384, seed: int = 0) -> None:
-    for folder in ("images", "masks", "labels", "membranes"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
+    (out / "membranes").mkdir(parents=True, exist_ok=True)
     for index in range(images):
         image, labels = membrane_image(np.random.default_rng([seed, index]), size)
         name = f"cells_{index:03d}.png"
-        Image.fromarray(image).save(out / "images" / name)
-        Image.fromarray(np.where(labels > 0, 255, 0).astype(np.uint8)).save(out / "masks" / name)
-        Image.fromarray(labels).save(out / "labels" / name)
+        save_labelled(out, name, image, labels)
         Image.fromarray(np.where(labels > 0, 0, 255).astype(np.uint8)).save(out / "membranes" / name)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--images", type=int, default=40)
-    parser.add_argument("--size", type=int, default=384)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    write_dataset(args.out, args.images, args.size, args.seed)
+    dataset_main(write_dataset, __doc__, images=40, size=384)
 
 
 if __name__ == "__main__":

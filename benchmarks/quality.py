@@ -20,6 +20,8 @@
     python benchmarks/quality.py membranes [--masks labels --mask-type instances]   # confluent cells, thin
                                                     # membranes, foreground ~80 % (benchmarks/membranes.py)
     python benchmarks/quality.py membranes --masks membranes   # the membranes as foreground (..._membranes.json)
+    python benchmarks/quality.py rods [--masks labels --mask-type instances]   # packed rod-shaped bacteria,
+                                                    # side by side and pole to pole (benchmarks/rods.py)
     python benchmarks/quality.py one [--image STEM] --masks labels --mask-type instances   # one annotated
                                                     # DSB2018 image alone (default: a 696x520 fluorescence field,
                                                     # 206 nuclei): prepare.regions auto cuts it into regions to split
@@ -54,7 +56,8 @@ from PIL import Image
 from scipy import ndimage
 
 from common import REPO, param_changes, write_results
-from membranes import write_dataset
+import membranes
+import rods
 
 sys.path.insert(0, str(REPO))
 from unetseg.instances import scores_from_matches  # noqa: E402
@@ -270,7 +273,14 @@ def one_image_data(root: Path, source: Path, masks: str, mask_type: str, stem: s
 def membranes_data(root: Path, masks: str, mask_type: str) -> dict:
     """50 images of confluent cells (benchmarks/membranes.py, seed 0), added to DVC as the user's own data."""
     with tempfile.TemporaryDirectory() as folder:
-        write_dataset(Path(folder), images=50, size=384, seed=0)
+        membranes.write_dataset(Path(folder), images=50, size=384, seed=0)
+        return copied_data(root, Path(folder), masks, mask_type)
+
+
+def rods_data(root: Path, masks: str, mask_type: str) -> dict:
+    """50 images of packed rod-shaped bacteria (benchmarks/rods.py, seed 0), added to DVC as the user's own data."""
+    with tempfile.TemporaryDirectory() as folder:
+        rods.write_dataset(Path(folder), images=50, size=256, seed=0)
         return copied_data(root, Path(folder), masks, mask_type)
 
 
@@ -340,7 +350,7 @@ def folder_gb(folder: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=["synthetic", "inverted", "sparse", "stained", "enlarged", "shrunk",
-                                            "classes", "dsb2018", "membranes", "one"])
+                                            "classes", "dsb2018", "membranes", "rods", "one"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/dsb2018")
     parser.add_argument("--masks", default="masks", help="mask folder of --data (default: masks)")
     parser.add_argument("--image", default=ONE_IMAGE, help="one: the stem of the --data image to take")
@@ -368,6 +378,7 @@ def main() -> None:
                    "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, shrink,
                                                   args.kind),
                    "membranes": lambda: membranes_data(root, args.masks, args.mask_type),
+                   "rods": lambda: rods_data(root, args.masks, args.mask_type),
                    "one": lambda: one_image_data(root, args.data.resolve(), args.masks, args.mask_type, args.image),
                    }[args.dataset]()
         changes = {**changes, **extra}
@@ -376,7 +387,7 @@ def main() -> None:
         metrics = json.loads((root / "reports/metrics.json").read_text())
         plan = json.loads((root / "reports/plan.json").read_text())
         train = json.loads((root / "reports/train.json").read_text())
-        objects = args.dataset in ("dsb2018", "membranes", "one") and args.mask_type == "instances"
+        objects = args.dataset in ("dsb2018", "membranes", "rods", "one") and args.mask_type == "instances"
         suffix = "_instances" if objects else ""
         suffix += f"_{args.image[:8]}" if args.dataset == "one" and args.image != ONE_IMAGE else ""
         suffix += f"_{args.masks}" if args.masks not in ("masks", "labels") else ""

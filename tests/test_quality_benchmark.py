@@ -81,6 +81,25 @@ def test_membrane_cells_are_one_id_each_parted_by_membrane_and_repeat_from_their
         assert np.array_equal(walls, 255 - mask)
 
 
+def test_rods_are_one_connected_id_each_many_touching_and_repeat_from_their_seed(tmp_path):
+    from rods import rod_image, write_dataset
+    from scipy import ndimage
+
+    image, labels = rod_image(np.random.default_rng([0, 2]), 96)
+    again, _ = rod_image(np.random.default_rng([0, 2]), 96)
+    assert image.dtype == np.uint8 and np.array_equal(image, again)
+    assert 0.15 < (labels > 0).mean() < 0.7
+    for rod in range(1, labels.max() + 1):
+        assert ndimage.label(labels == rod)[1] == 1
+    rods = labels > 0
+    touching = rods & (ndimage.grey_dilation(labels, size=3) != labels)
+    assert touching.sum() > 0  # some rods touch another
+    write_dataset(tmp_path, images=2, size=64)
+    for name in ("rods_000.png", "rods_001.png"):
+        mask, ids = (np.asarray(Image.open(tmp_path / folder / name)) for folder in ("masks", "labels"))
+        assert np.array_equal(mask == 255, ids > 0) and set(np.unique(mask)) <= {0, 255}
+
+
 def test_a_dataset_shrunk_keeps_its_object_ids(tmp_path):
     from quality import copy_shrunk
 
