@@ -344,7 +344,7 @@ def test_seed_rules_resolve_and_name_their_keys():
     assert Seeds("threshold", 0.7).choice() == {"predict.seeds": "threshold", "predict.seed_threshold": 0.7}
     assert Seeds("maxima", sigma=3.0, depth=0.02).choice() == {"predict.seeds": "maxima", "predict.seed_sigma": 3.0,
                                                                "predict.seed_depth": 0.02}
-    assert len(seed_candidates("maxima")) == 12 and len(seed_candidates("maxima", sigmas=(2.0,))) == 3
+    assert len(seed_candidates("maxima")) == 24 and len(seed_candidates("maxima", sigmas=(2.0,))) == 6
     assert [s.threshold for s in seed_candidates("threshold", thresholds=(0.6,))] == [0.6]
 
 
@@ -364,6 +364,23 @@ def test_maxima_seed_knobs_are_chosen_by_object_ap():
     scores = postprocessing_scores([(truth, probabilities)], 0.5, candidates, min_sizes=(0,))
     assert best_postprocessing(scores) == (Seeds("maxima", sigma=2.0, depth=0.05), 0)
     assert scores[candidates[0], 0] == 1.0 > scores[candidates[1], 0]  # too deep: one seed for both
+
+
+def test_the_depth_grid_keeps_a_sagging_rod_whole_and_parts_it_from_the_next():
+    # two rods pole to pole, each with p(interior) sagging 0.3 midway along it, as the network's does
+    # along packed bacteria: the depths up to 0.1 seed each rod twice, the grid's deeper ones once
+    rows, cols = np.mgrid[:20, :100]
+    truth = np.where((np.abs(rows - 10) <= 4) & (cols >= 5) & (cols < 50), 1, 0)
+    truth[(np.abs(rows - 10) <= 4) & (cols >= 52) & (cols < 95)] = 2
+    probabilities = np.eye(3, dtype=np.float32)[boundary_classes(truth, 2)]
+    middles = np.where(cols < 51, 27.5, 73.5)
+    sag = 0.3 * np.exp(-((cols - middles) ** 2) / (2 * 4.0**2))
+    probabilities[..., 1] *= 0.95 - sag
+    probabilities[..., 2] = np.where(truth > 0, 1 - probabilities[..., 1], 0)
+    scores = postprocessing_scores([(truth, probabilities)], 0.5, seed_candidates("maxima"), min_sizes=(0,))
+    chosen, _ = best_postprocessing(scores)
+    assert chosen.depth > 0.1 and scores[chosen, 0] == 1.0
+    assert max(score for (seeds, _), score in scores.items() if seeds.depth <= 0.1) < 1.0
 
 
 def test_one_iou_matrix_scores_every_minimum_size_as_removing_the_objects_would():

@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 from stage_runner import REPO, TINY, error_line, run_stage, write_params
+from unetseg.instances import MIN_SIZES, SEED_DEPTHS, SEED_SIGMAS
 from unetseg.postprocess import MASK_THRESHOLDS, best_threshold
 
 
@@ -117,7 +118,8 @@ def test_evaluate_writes_metrics_table_sweep_and_overlays(tiny_run):
     assert sum(value for cause, value in unmatched.items() if cause.startswith("fp_")) == int(by_tau[0]["fp"])
     assert sum(int(row["fn_merged"]) for row in rows) == unmatched["fn_merged"]
     chosen = json.loads((tiny_run / "data/predictions/postprocess.json").read_text())  # on the validation images
-    assert objects["seeds"] == chosen["predict.seeds"] == "maxima" and len(chosen["validation_ap_50"]) == 12 * 9
+    assert objects["seeds"] == chosen["predict.seeds"] == "maxima"
+    assert len(chosen["validation_ap_50"]) == len(SEED_SIGMAS) * len(SEED_DEPTHS) * len(MIN_SIZES)  # every pair tried
     assert [objects["seed_sigma"], objects["seed_depth"]] == [chosen[f"predict.seed_{k}"] for k in ("sigma", "depth")]
     assert objects["min_object_size"] == chosen["predict.min_object_size"]
     dice = {float(t): d for t, d in chosen["validation_dice"].items()}  # the mask threshold, chosen first
