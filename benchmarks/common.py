@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from PIL import Image
 from scipy import ndimage
 
 from unetseg import augment
@@ -158,8 +159,6 @@ def augment_each(images, masks, cfg, **swapped) -> list:
 
 def save_labelled(out: Path, name: str, image: np.ndarray, labels: np.ndarray) -> None:
     """A drawn image as a user's dataset holds it: out/images, out/masks (0/255), out/labels (ids)."""
-    from PIL import Image
-
     for folder, array in (("images", image), ("masks", np.where(labels > 0, 255, 0).astype(np.uint8)),
                           ("labels", labels)):
         (out / folder).mkdir(parents=True, exist_ok=True)

@@ -270,17 +270,11 @@ def one_image_data(root: Path, source: Path, masks: str, mask_type: str, stem: s
     return {"data.images": "data/raw/images", "data.masks": "data/raw/masks", "data.mask_type": mask_type}
 
 
-def membranes_data(root: Path, masks: str, mask_type: str) -> dict:
-    """50 images of confluent cells (benchmarks/membranes.py, seed 0), added to DVC as the user's own data."""
+def drawn_data(root: Path, write_dataset, size: int, masks: str, mask_type: str) -> dict:
+    """50 drawn images of `size` px (a benchmark's write_dataset, seed 0: membranes.py's confluent cells,
+    rods.py's packed bacteria), added to DVC as the user's own data."""
     with tempfile.TemporaryDirectory() as folder:
-        membranes.write_dataset(Path(folder), images=50, size=384, seed=0)
-        return copied_data(root, Path(folder), masks, mask_type)
-
-
-def rods_data(root: Path, masks: str, mask_type: str) -> dict:
-    """50 images of packed rod-shaped bacteria (benchmarks/rods.py, seed 0), added to DVC as the user's own data."""
-    with tempfile.TemporaryDirectory() as folder:
-        rods.write_dataset(Path(folder), images=50, size=256, seed=0)
+        write_dataset(Path(folder), images=50, size=size, seed=0)
         return copied_data(root, Path(folder), masks, mask_type)
 
 
@@ -377,8 +371,8 @@ def main() -> None:
                    "classes": lambda: classes_data(root),
                    "dsb2018": lambda: copied_data(root, args.data.resolve(), args.masks, args.mask_type, shrink,
                                                   args.kind),
-                   "membranes": lambda: membranes_data(root, args.masks, args.mask_type),
-                   "rods": lambda: rods_data(root, args.masks, args.mask_type),
+                   "membranes": lambda: drawn_data(root, membranes.write_dataset, 384, args.masks, args.mask_type),
+                   "rods": lambda: drawn_data(root, rods.write_dataset, 256, args.masks, args.mask_type),
                    "one": lambda: one_image_data(root, args.data.resolve(), args.masks, args.mask_type, args.image),
                    }[args.dataset]()
         changes = {**changes, **extra}
